@@ -1,0 +1,42 @@
+"""The kinds of device a contract can have, and what protocol each speaks."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeviceKind(StrEnum):
+    MOTION = "motion"
+    LEAK = "leak"
+    CONTACT = "contact"
+    KEYPAD = "keypad"
+    SIREN = "siren"
+    ALARM_PANEL = "alarm_panel"
+    INTERCOM = "intercom"
+    GATE = "gate"
+    CAMERA = "camera"
+
+
+ZIGBEE2MQTT_KINDS = frozenset(
+    {DeviceKind.MOTION, DeviceKind.LEAK, DeviceKind.CONTACT, DeviceKind.KEYPAD, DeviceKind.SIREN}
+)
+"""Kinds whose payloads are Zigbee2MQTT's JSON, as a stock bridge publishes it."""
+
+NATIVE_KINDS = frozenset({DeviceKind.ALARM_PANEL, DeviceKind.INTERCOM, DeviceKind.GATE})
+"""Kinds that speak moydom's own JSON schema (docs/devices.md)."""
+
+COMMANDABLE_KINDS = frozenset(
+    {
+        DeviceKind.KEYPAD,
+        DeviceKind.SIREN,
+        DeviceKind.ALARM_PANEL,
+        DeviceKind.INTERCOM,
+        DeviceKind.GATE,
+    }
+)
+"""Kinds the gateway sends commands to on their ``/set`` topic."""
+
+
+def payload_format(kind: DeviceKind) -> str:
+    """``zigbee2mqtt`` or ``native`` (cameras report over MQTT in the native schema)."""
+    return "zigbee2mqtt" if kind in ZIGBEE2MQTT_KINDS else "native"

@@ -1,0 +1,183 @@
+"""Simulated devices for the demo home: real MQTT clients that connect with the
+credentials provisioning gave them and publish what such devices publish.
+
+Sensor payloads follow Zigbee2MQTT's converters for common devices (Aqara
+motion, leak and door sensors, a keypad that polls with ``occupancy``); gates
+and intercoms speak the native schema (docs/devices.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from devices.kinds import COMMANDABLE_KINDS, DeviceKind
+from devices.topics import DeviceTopics
+
+log = logging.getLogger(__name__)
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    kind: DeviceKind
+    name: str
+    username: str
+    password: str
+    topics: DeviceTopics
+
+
+def _motion(rng: random.Random, tick: int) -> Payload:
+    return {
+        "occupancy": rng.random() < 0.3,
+        "illuminance": rng.randint(5, 400),
+        "battery": 100,
+        "voltage": 3005,
+        "device_temperature": 22,
+        "linkquality": rng.randint(90, 160),
+    }
+
+
+def _leak(rng: random.Random, tick: int) -> Payload:
+    # An Aqara leak sensor's alarm carries only these two; battery and
+    # voltage arrive in separate periodic reports.
+    if tick % 3:
+        return {"water_leak": False, "battery_low": False}
+    return {
+        "battery": 97,
+        "voltage": 3015,
+        "device_temperature": 21,
+        "linkquality": rng.randint(60, 120),
+    }
+
+
+def _contact(rng: random.Random, tick: int) -> Payload:
+    return {
+        "contact": tick % 4 != 1,
+        "battery": 91,
+        "voltage": 2985,
+        "linkquality": rng.randint(70, 130),
+    }
+
+
+def _keypad(rng: random.Random, tick: int) -> Payload:
+    return {"occupancy": False, "battery": 88, "tamper": False, "linkquality": rng.randint(40, 90)}
+
+
+def _siren(rng: random.Random, tick: int) -> Payload:
+    return {"battery": 100, "linkquality": rng.randint(80, 140)}
+
+
+def _gate(rng: random.Random, tick: int) -> Payload:
+    return {"event": "state", "state": "closed", "ts": time.time()}
+
+
+def _intercom(rng: random.Random, tick: int) -> Payload:
+    if tick % 6 == 5:
+        return {"event": "call", "call_id": f"c{tick}", "apartment": "12", "ts": time.time()}
+    return {"event": "heartbeat", "ts": time.time()}
+
+
+def _camera(rng: random.Random, tick: int) -> Payload:
+    return {"event": "heartbeat", "ts": time.time()}
+
+
+REPORTS: dict[DeviceKind, Callable[[random.Random, int], Payload]] = {
+    DeviceKind.MOTION: _motion,
+    DeviceKind.LEAK: _leak,
+    DeviceKind.CONTACT: _contact,
+    DeviceKind.KEYPAD: _keypad,
+    DeviceKind.SIREN: _siren,
+    DeviceKind.GATE: _gate,
+    DeviceKind.INTERCOM: _intercom,
+    DeviceKind.CAMERA: _camera,
+    DeviceKind.ALARM_PANEL: _camera,
+}
+
+
+class SimulatedDevice:
+    """One device's MQTT session: availability with a last will, periodic
+    reports at QoS 1, and answers to commands on its ``/set`` topic."""
+
+    def __init__(self, spec: SimSpec, host: str, port: int, period_s: float = 5.0) -> None:
+        self.spec = spec
+        self._period = period_s
+        self._rng = random.Random(spec.username)  # noqa: S311 - simulation, not security
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim-{spec.name}", daemon=True)
+        self.published = 0
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=spec.username, protocol=mqtt.MQTTv5
+        )
+        self._client.username_pw_set(spec.username, spec.password)
+        self._client.will_set(spec.topics.availability, json.dumps({"state": "offline"}), 1, True)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 10)
+        self._host, self._port = host, port
+
+    def start(self) -> None:
+        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._connected.is_set():
+            info = self._client.publish(
+                self.spec.topics.availability, json.dumps({"state": "offline"}), 1, True
+            )
+            info.wait_for_publish(2)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._thread.join(2)
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("%s: broker refused connection: %s", self.spec.name, reason)
+            return
+        client.publish(self.spec.topics.availability, json.dumps({"state": "online"}), 1, True)
+        if self.spec.kind in COMMANDABLE_KINDS:
+            client.subscribe(self.spec.topics.set, qos=1)
+        self._connected.set()
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = json.loads(msg.payload)
+        except ValueError:
+            return
+        reply: Payload | None = None
+        if self.spec.kind is DeviceKind.GATE and command.get("command") == "open":
+            reply = {"event": "state", "state": "open", "command_id": command.get("command_id")}
+        elif self.spec.kind is DeviceKind.SIREN and "warning" in command:
+            reply = {"warning": command["warning"], "linkquality": 120}
+        elif self.spec.kind is DeviceKind.KEYPAD and "arm_mode" in command:
+            reply = {"arm_mode": command["arm_mode"]}
+        if reply is not None:
+            client.publish(self.spec.topics.state, json.dumps(reply), 1)
+
+    def _run(self) -> None:
+        report = REPORTS[self.spec.kind]
+        tick = 0
+        while not self._stop.is_set():
+            if self._connected.is_set() and self._client.is_connected():
+                payload = json.dumps(report(self._rng, tick))
+                self._client.publish(self.spec.topics.state, payload, qos=1)
+                self.published += 1
+                tick += 1
+            jitter = self._rng.uniform(0.5, 1.5)
+            self._stop.wait(self._period * jitter if tick > 1 else 0.2)

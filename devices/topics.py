@@ -1,0 +1,81 @@
+"""The MQTT topic layout, defined and parsed in this one place.
+
+    <root>/<home>/<device>                state and events (device publishes)
+    <root>/<home>/<device>/availability   {"state": "online"|"offline"}, retained, last will
+    <root>/<home>/<device>/set            commands (device subscribes)
+
+``<root>/<home>`` is exactly a Zigbee2MQTT ``base_topic``: with the device's
+id as its friendly name, a stock Zigbee2MQTT bridge publishes where we listen.
+Home and device ids are opaque random strings, so topics leak nothing about
+contracts or addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+AVAILABILITY = "availability"
+SET = "set"
+
+
+class Channel(StrEnum):
+    STATE = "state"
+    AVAILABILITY = "availability"
+    SET = "set"
+
+
+@dataclass(frozen=True)
+class DeviceTopics:
+    root: str
+    home: str
+    device: str
+
+    @property
+    def base(self) -> str:
+        """The Zigbee2MQTT ``base_topic`` for this device's home."""
+        return f"{self.root}/{self.home}"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/{self.device}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.state}/{AVAILABILITY}"
+
+    @property
+    def set(self) -> str:
+        return f"{self.state}/{SET}"
+
+    @property
+    def publishes(self) -> list[str]:
+        return [self.state, self.availability]
+
+    @property
+    def listens(self) -> list[str]:
+        return [self.set]
+
+
+@dataclass(frozen=True)
+class ParsedTopic:
+    home: str
+    device: str
+    channel: Channel
+
+
+def parse(root: str, topic: str) -> ParsedTopic | None:
+    """Map a topic back to (home, device, channel); ``None`` if outside the layout."""
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != root or not parts[1] or not parts[2]:
+        return None
+    if len(parts) == 3:
+        return ParsedTopic(parts[1], parts[2], Channel.STATE)
+    if len(parts) == 4 and parts[3] in (AVAILABILITY, SET):
+        return ParsedTopic(parts[1], parts[2], Channel(parts[3]))
+    return None
+
+
+def all_devices_filter(root: str) -> str:
+    """The subscription filter that covers every device topic."""
+    return f"{root}/+/+/#"

@@ -1,0 +1,1 @@
+"""moydom gateway: the composition root (settings, database, broker, API, CLI)."""

@@ -1,0 +1,1 @@
+"""The REST and WebSocket API (FastAPI): routers per resource under ``routes/``."""

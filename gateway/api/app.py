@@ -1,0 +1,45 @@
+"""The FastAPI application: routers, error shape, metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from gateway.api.routes import admin_contracts, admin_devices, auth, health, me
+from gateway.context import AppContext
+from gateway.errors import MoydomError, Throttled
+
+log = logging.getLogger(__name__)
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MoydomError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
+    if exc.status_code == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(
+        title="moydom",
+        version="0.1.0",
+        description="Home-services gateway API: contracts, devices, events, alarms, cameras.",
+    )
+    app.state.ctx = ctx
+    api = APIRouter(prefix="/api/v1")
+    for module in (health, auth, me, admin_contracts, admin_devices):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.mount("/metrics", make_asgi_app())
+    app.add_exception_handler(MoydomError, _domain_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app

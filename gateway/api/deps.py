@@ -1,0 +1,81 @@
+"""Dependencies every route uses: the context, a DB session, who is calling,
+and ownership — so no route re-writes the admin or owner check."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from gateway.context import AppContext
+from gateway.db.models import Contract, Device
+from gateway.errors import InvalidCredentials, MoydomError
+from gateway.tokens import Principal, TokenError, decode
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+class Unauthorized(MoydomError):
+    status_code = 401
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_session(ctx: CtxDep) -> Iterator[Session]:
+    with ctx.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_admin(ctx: CtxDep, creds: BearerDep) -> None:
+    """The billing system's bearer token (``MOYDOM_ADMIN_TOKEN``)."""
+    expected = ctx.secrets.admin_token.encode()
+    if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected):
+        raise Unauthorized("admin token required")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def principal_from_token(ctx: AppContext, session: Session, token: str) -> Principal:
+    """Decode a subscriber token and check the contract is still active."""
+    try:
+        principal = decode(token, ctx.secrets.secret_key)
+    except TokenError as exc:
+        raise InvalidCredentials("invalid or expired token") from exc
+    contract = session.get(Contract, principal.contract_id)
+    if contract is None or contract.number != principal.contract_number or not contract.active:
+        raise InvalidCredentials("contract is not active")
+    return principal
+
+
+def current_principal(ctx: CtxDep, session: SessionDep, creds: BearerDep) -> Principal:
+    if creds is None:
+        raise Unauthorized("bearer token required")
+    return principal_from_token(ctx, session, creds.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def owned_device(
+    device_id: str, principal: CurrentPrincipal, session: SessionDep, ctx: CtxDep
+) -> Device:
+    """The caller's own live device; another contract's id is a plain 404."""
+    return ctx.provisioner.get_device(session, principal.contract_id, device_id)
+
+
+OwnedDevice = Annotated[Device, Depends(owned_device)]

@@ -1,0 +1,65 @@
+"""Admin: provisioning devices of a contract (credentials go live in the broker)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from devices.kinds import DeviceKind, payload_format
+from devices.topics import DeviceTopics
+from gateway.api.deps import AdminDep, CtxDep
+from gateway.api.schemas import DeviceCreate, DeviceCreated, DeviceOut, TopicsOut
+from gateway.db.models import Device
+from gateway.errors import NotFound
+
+router = APIRouter(prefix="/admin/contracts/{number}/devices", tags=["admin"])
+
+
+def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
+    return DeviceOut(
+        id=device.uid,
+        kind=device.kind,
+        name=device.name,
+        home=topics.home,
+        username=device.mqtt_username,
+        payload_format=payload_format(DeviceKind(device.kind)),
+        topics=TopicsOut(
+            base_topic=topics.base,
+            state=topics.state,
+            availability=topics.availability,
+            set=topics.set,
+            publishes=topics.publishes,
+            listens=topics.listens,
+        ),
+        rtsp_url=device.rtsp_url,
+        created_at=device.created_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
+def create_device(number: str, body: DeviceCreate, ctx: CtxDep, _: AdminDep) -> DeviceCreated:
+    """Provision a device: its broker account and ACL are live when this returns."""
+    creds = ctx.provisioner.create_device(
+        number, body.kind, body.name, rtsp_url=body.rtsp_url, home_uid=body.home
+    )
+    out = device_out(creds.device, creds.topics)
+    return DeviceCreated(**out.model_dump(), password=creds.password)
+
+
+@router.get("", response_model=list[DeviceOut])
+def list_devices(number: str, ctx: CtxDep, _: AdminDep) -> list[DeviceOut]:
+    return [device_out(d, t) for d, t in ctx.provisioner.list_devices(number)]
+
+
+@router.get("/{device_id}", response_model=DeviceOut)
+def get_device(number: str, device_id: str, ctx: CtxDep, _: AdminDep) -> DeviceOut:
+    for device, topics in ctx.provisioner.list_devices(number):
+        if device.uid == device_id:
+            return device_out(device, topics)
+    raise NotFound(f"device {device_id} not found")
+
+
+@router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_device(number: str, device_id: str, ctx: CtxDep, _: AdminDep) -> Response:
+    """Remove the device; its broker account goes first, dropping its connection."""
+    ctx.provisioner.delete_device(number, device_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

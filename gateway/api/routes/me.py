@@ -1,0 +1,48 @@
+"""The subscriber's own view: who am I, which devices are mine."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from gateway.api.deps import CurrentPrincipal, OwnedDevice, SessionDep
+from gateway.api.schemas import HomeOut, MeOut, SubscriberDevice
+from gateway.db.models import Contract, Device, Home
+
+router = APIRouter(tags=["subscriber"])
+
+
+def subscriber_device(device: Device, home: Home) -> SubscriberDevice:
+    return SubscriberDevice(
+        id=device.uid,
+        kind=device.kind,
+        name=device.name,
+        home=home.uid,
+        created_at=device.created_at,
+    )
+
+
+@router.get("/me", response_model=MeOut)
+def me(principal: CurrentPrincipal, session: SessionDep) -> MeOut:
+    contract = session.get(Contract, principal.contract_id)
+    assert contract is not None  # checked by CurrentPrincipal
+    return MeOut(
+        contract=contract.number,
+        role=principal.role,
+        homes=[HomeOut(id=h.uid, address=h.address) for h in contract.homes],
+    )
+
+
+@router.get("/devices", response_model=list[SubscriberDevice])
+def my_devices(principal: CurrentPrincipal, session: SessionDep) -> list[SubscriberDevice]:
+    rows = session.scalars(
+        select(Device)
+        .where(Device.contract_id == principal.contract_id, Device.deleted_at.is_(None))
+        .order_by(Device.id)
+    )
+    return [subscriber_device(d, d.home) for d in rows]
+
+
+@router.get("/devices/{device_id}", response_model=SubscriberDevice)
+def my_device(device: OwnedDevice) -> SubscriberDevice:
+    return subscriber_device(device, device.home)

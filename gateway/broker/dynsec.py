@@ -1,0 +1,191 @@
+"""Live account and ACL management through Mosquitto's dynamic-security plugin.
+
+Commands go to ``$CONTROL/dynamic-security/v1`` as JSON and are answered on
+``.../response``; we match answers by ``correlationData``. Deleting or
+disabling a client makes Mosquitto disconnect its open sessions at once, which
+is how a deleted device or a suspended contract is cut off without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
+
+
+class DynSecError(RuntimeError):
+    """The broker refused a command or could not be reached."""
+
+    def __init__(self, command: str, message: str) -> None:
+        super().__init__(f"{command}: {message}")
+        self.command = command
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One dynamic-security ACL entry (``acltype`` as Mosquitto names it)."""
+
+    acltype: str
+    topic: str
+    allow: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
+
+
+class DynSecClient:
+    """A small synchronous client for dynamic-security commands.
+
+    It keeps one MQTT connection (paho's network thread) for the life of the
+    process; callers block until the broker answers or ``timeout`` passes.
+    """
+
+    def __init__(
+        self, host: str, port: int, username: str, password: str, timeout: float = 5.0
+    ) -> None:
+        self._timeout = timeout
+        self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"moydom-dynsec-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.username_pw_set(username, password)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._client.reconnect_delay_set(1, 5)
+        self._host, self._port = host, port
+
+    def connect(self) -> None:
+        try:
+            self._client.connect(self._host, self._port, keepalive=30)
+        except OSError as exc:
+            raise DynSecError("connect", str(exc)) from exc
+        self._client.loop_start()
+        if not self._ready.wait(self._timeout):
+            self._client.loop_stop()
+            raise DynSecError("connect", "broker did not accept the admin account")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _props: Any,
+    ) -> None:
+        if reason.is_failure:
+            log.error("dynsec admin connection refused: %s", reason)
+            return
+        result, _mid = client.subscribe(RESPONSE_TOPIC, qos=1)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            log.error("dynsec subscribe failed: %s", mqtt.error_string(result))
+
+    def _on_subscribe(self, *_args: Any) -> None:
+        self._ready.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            log.error("unreadable dynsec response on %s", msg.topic)
+            return
+        for response in body.get("responses", []):
+            corr = response.get("correlationData")
+            with self._lock:
+                waiter = self._pending.get(corr)
+            if waiter is not None:
+                waiter[1].append(response)
+                waiter[0].set()
+
+    def command(self, command: str, **args: Any) -> dict[str, Any]:
+        """Send one command and return the broker's answer; raise on an error."""
+        corr = secrets.token_hex(8)
+        event = threading.Event()
+        box: list[dict[str, Any]] = []
+        with self._lock:
+            self._pending[corr] = (event, box)
+        try:
+            payload = json.dumps(
+                {"commands": [{"command": command, "correlationData": corr, **args}]}
+            )
+            info = self._client.publish(CONTROL_TOPIC, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise DynSecError(command, f"publish failed ({mqtt.error_string(info.rc)})")
+            if not event.wait(self._timeout):
+                raise DynSecError(command, "no answer from the broker")
+        finally:
+            with self._lock:
+                self._pending.pop(corr, None)
+        response = box[0]
+        if response.get("error"):
+            raise DynSecError(command, str(response["error"]))
+        return response
+
+    # The commands moydom uses, named as Mosquitto names them.
+
+    def create_role(self, rolename: str, acls: list[Acl]) -> None:
+        self.command("createRole", rolename=rolename, acls=[a.as_json() for a in acls])
+
+    def delete_role(self, rolename: str) -> None:
+        self.command("deleteRole", rolename=rolename)
+
+    def create_client(self, username: str, password: str, roles: list[str]) -> None:
+        self.command(
+            "createClient",
+            username=username,
+            password=password,
+            roles=[{"rolename": r} for r in roles],
+        )
+
+    def delete_client(self, username: str) -> None:
+        self.command("deleteClient", username=username)
+
+    def disable_client(self, username: str) -> None:
+        self.command("disableClient", username=username)
+
+    def enable_client(self, username: str) -> None:
+        self.command("enableClient", username=username)
+
+    def get_client(self, username: str) -> dict[str, Any] | None:
+        try:
+            data = self.command("getClient", username=username)
+        except DynSecError as exc:
+            if "not found" in exc.message.lower():
+                return None
+            raise
+        client: dict[str, Any] = data.get("data", {}).get("client", {})
+        return client
+
+    def list_clients(self) -> list[str]:
+        data = self.command("listClients", verbose=False, count=-1, offset=0)
+        return [str(c) for c in data.get("data", {}).get("clients", [])]
+
+    def role_exists(self, rolename: str) -> bool:
+        try:
+            self.command("getRole", rolename=rolename)
+        except DynSecError as exc:
+            if "not found" in exc.message.lower():
+                return False
+            raise
+        return True

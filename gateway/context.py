@@ -1,0 +1,29 @@
+"""What one gateway process shares between its parts: built once by the runtime
+(or a test), handed to the API through ``app.state`` — no module globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.db.engine import Database
+from gateway.login import ThrottlePolicy
+from gateway.provisioning import Provisioner
+from gateway.secrets_store import GatewaySecrets
+from gateway.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    secrets: GatewaySecrets
+    db: Database
+    provisioner: Provisioner
+
+    @property
+    def throttle(self) -> ThrottlePolicy:
+        s = self.settings
+        return ThrottlePolicy(
+            window_s=s.login_window_s,
+            max_per_contract=s.login_max_failures_per_contract,
+            max_per_address=s.login_max_failures_per_address,
+        )

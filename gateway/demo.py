@@ -1,0 +1,139 @@
+"""``moydom demo``: the gateway on its embedded defaults with a simulated home.
+
+The demo home is provisioned through the same ``Provisioner`` the admin API
+uses, and its simulated devices connect with the credentials that returned —
+so the demo exercises the real broker accounts and ACLs. Device passwords are
+shown only once by the broker, so the demo keeps them in ``var/demo-devices.json``
+to reconnect the same devices on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from devices.kinds import DeviceKind
+from devices.simulator import SimSpec, SimulatedDevice
+from gateway.context import AppContext
+from gateway.errors import NotFound
+from gateway.runtime import serve_api, start_context
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_CONTRACT = "100200300"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the documented demo login
+DEMO_ADDRESS = "Новосибирск, ул. Ленина, д. 1, кв. 12"
+DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
+    (DeviceKind.MOTION, "hall-motion"),
+    (DeviceKind.LEAK, "bathroom-leak"),
+    (DeviceKind.CONTACT, "front-door"),
+    (DeviceKind.KEYPAD, "keypad"),
+    (DeviceKind.SIREN, "siren"),
+    (DeviceKind.GATE, "yard-gate"),
+    (DeviceKind.INTERCOM, "entrance-intercom"),
+    (DeviceKind.CAMERA, "test-camera"),
+)
+CAMERA_PORT_ENV = "MOYDOM_DEMO_RTSP_PORT"
+
+
+def _camera_url() -> str:
+    port = int(os.environ.get(CAMERA_PORT_ENV, "8554"))
+    return f"rtsp://127.0.0.1:{port}/demo"
+
+
+def provision_demo_home(ctx: AppContext) -> list[SimSpec]:
+    """Create the demo contract and devices, or reuse those of an earlier run."""
+    prov = ctx.provisioner
+    try:
+        contract = prov.get_contract(DEMO_CONTRACT)
+    except NotFound:
+        contract = prov.create_contract(DEMO_CONTRACT, DEMO_PASSWORD, DEMO_ADDRESS)
+    if not contract.active:
+        prov.set_suspended(DEMO_CONTRACT, suspended=False)
+    store = ctx.settings.var_dir / "demo-devices.json"
+    passwords: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    existing = {
+        device.name: (device, topics) for device, topics in prov.list_devices(DEMO_CONTRACT)
+    }
+    specs: list[SimSpec] = []
+    for kind, name in DEMO_DEVICES:
+        found = existing.get(name)
+        if found is not None and found[0].uid in passwords and found[0].kind == kind:
+            device, topics = found
+            password = passwords[device.uid]
+        else:
+            if found is not None:
+                prov.delete_device(DEMO_CONTRACT, found[0].uid)
+            rtsp = _camera_url() if kind is DeviceKind.CAMERA else None
+            creds = prov.create_device(DEMO_CONTRACT, kind, name, rtsp_url=rtsp)
+            device, topics, password = creds.device, creds.topics, creds.password
+            passwords[device.uid] = password
+        specs.append(SimSpec(kind, name, device.mqtt_username, password, topics))
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(passwords, fh, indent=2)
+    return specs
+
+
+def _start_camera(stack: ExitStack) -> str | None:
+    """Start the GStreamer test camera under Debian's python3, if available."""
+    system_python = shutil.which("python3", path="/usr/bin")
+    if system_python is None:
+        log.warning("no /usr/bin/python3: the demo runs without a test camera stream")
+        return None
+    url = _camera_url()
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [system_python, "-m", "devices.testcamera", "--port", port],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("rtsp://"):
+        _, err = proc.communicate(timeout=5)
+        log.warning("test camera did not start: %s", (err or line).strip())
+        return None
+
+    def _stop() -> None:
+        proc.terminate()
+        proc.wait(5)
+
+    stack.callback(_stop)
+    return line
+
+
+def run_demo(settings: Settings) -> None:
+    with ExitStack() as stack:
+        ctx = start_context(settings, stack)
+        specs = provision_demo_home(ctx)
+        camera = _start_camera(stack)
+        for spec in specs:
+            sim = SimulatedDevice(spec, settings.mqtt_host, settings.mqtt_port)
+            sim.start()
+            stack.callback(sim.stop)
+        base = f"http://{settings.http_host}:{settings.http_port}"
+        banner = [
+            "",
+            "moydom demo",
+            f"  cabinet API   {base}/api/v1   (OpenAPI: {base}/docs)",
+            f"  subscriber    contract {DEMO_CONTRACT}, password {DEMO_PASSWORD}",
+            f"  admin token   {ctx.secrets.admin_token}",
+            f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
+            f"  test camera   {camera or 'not running (GStreamer RTSP server missing)'}",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+        print("\n".join(banner), file=sys.stderr, flush=True)
+        serve_api(ctx)

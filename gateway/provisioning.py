@@ -1,0 +1,299 @@
+"""Contracts, homes and devices, kept in step with the broker's accounts.
+
+Order of writes, chosen so a crash between the two stores cannot leave a
+device that connects but is unknown, or known but silently unable to connect:
+
+- create: the row is flushed (not committed), then the broker account is
+  created, then the row is committed; if the commit fails the account is
+  deleted again. A crash between broker and commit leaves an orphan broker
+  account that ``reconcile`` removes at the next start.
+- delete / suspend: the broker account is deleted or disabled first (Mosquitto
+  drops the open connection at once), then the row is updated. A crash in
+  between leaves the row active but the account gone or disabled — which
+  ``reconcile`` reports, and which fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from devices.kinds import DeviceKind
+from devices.topics import DeviceTopics
+from gateway.broker.dynsec import Acl, DynSecClient, DynSecError
+from gateway.db.engine import Database
+from gateway.db.models import Contract, ContractStatus, Device, Home, utcnow
+from gateway.errors import BrokerUnavailable, Conflict, NotFound
+from gateway.passwords import hash_password
+
+log = logging.getLogger(__name__)
+
+SERVICE_ROLE = "moydom-service"
+DEVICE_USER_PREFIX = "dev-"
+NAME_RE = re.compile(r"^[^/#+\x00-\x1f]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    """What a device (or its installer) needs to connect; the password is shown once."""
+
+    device: Device
+    password: str
+    topics: DeviceTopics
+
+
+def device_role(username: str) -> str:
+    return f"role-{username}"
+
+
+def device_acls(topics: DeviceTopics) -> list[Acl]:
+    """A device may publish only to its own topics and subscribe only to its commands."""
+    return [
+        Acl("publishClientSend", topics.state),
+        Acl("publishClientSend", topics.availability),
+        Acl("subscribePattern", topics.set),
+    ]
+
+
+def service_acls(root: str) -> list[Acl]:
+    """The gateway's own bus account: everything under the topic root."""
+    everything = f"{root}/#"
+    return [
+        Acl("publishClientSend", everything),
+        Acl("publishClientReceive", everything),
+        Acl("subscribePattern", everything),
+        Acl("subscribePattern", f"$share/+/{everything}"),
+        Acl("unsubscribePattern", "#"),
+    ]
+
+
+class Provisioner:
+    """The one place that creates, suspends and removes contracts and devices."""
+
+    def __init__(self, db: Database, dynsec: DynSecClient, topic_root: str) -> None:
+        self.db = db
+        self.dynsec = dynsec
+        self.root = topic_root
+
+    def topics_for(self, device: Device) -> DeviceTopics:
+        return DeviceTopics(self.root, device.home.uid, device.uid)
+
+    # --- the gateway's own broker account -------------------------------
+
+    def ensure_service_account(self, username: str, password: str) -> None:
+        """Create (or refresh) the bus account the gateway's roles connect with."""
+        try:
+            if self.dynsec.role_exists(SERVICE_ROLE):
+                self.dynsec.delete_role(SERVICE_ROLE)
+            self.dynsec.create_role(SERVICE_ROLE, service_acls(self.root))
+            if self.dynsec.get_client(username) is not None:
+                self.dynsec.command("setClientPassword", username=username, password=password)
+                self.dynsec.command("addClientRole", username=username, rolename=SERVICE_ROLE)
+            else:
+                self.dynsec.create_client(username, password, [SERVICE_ROLE])
+        except DynSecError as exc:
+            raise BrokerUnavailable(f"cannot set up the gateway's broker account: {exc}") from exc
+
+    # --- contracts --------------------------------------------------------
+
+    def create_contract(self, number: str, password: str, address: str) -> Contract:
+        contract = Contract(number=number, password_hash=hash_password(password))
+        contract.homes.append(Home(uid=secrets.token_hex(5), address=address))
+        try:
+            with self.db.transaction() as session:
+                session.add(contract)
+        except IntegrityError as exc:
+            raise Conflict(f"contract {number} already exists") from exc
+        return self.get_contract(number)
+
+    def get_contract(self, number: str, session: Session | None = None) -> Contract:
+        own = session is None
+        session = session or self.db.session()
+        try:
+            contract = session.scalars(select(Contract).where(Contract.number == number)).first()
+            if contract is None:
+                raise NotFound(f"contract {number} not found")
+            _ = [h.address for h in contract.homes]  # load while the session is open
+            return contract
+        finally:
+            if own:
+                session.close()
+
+    def add_home(self, number: str, address: str) -> Home:
+        with self.db.transaction() as session:
+            contract = self.get_contract(number, session)
+            home = Home(uid=secrets.token_hex(5), address=address, contract_id=contract.id)
+            session.add(home)
+        return home
+
+    def set_suspended(self, number: str, suspended: bool) -> Contract:
+        """Suspend (disable every device account, which drops them) or resume."""
+        with self.db.transaction() as session:
+            contract = self.get_contract(number, session)
+            target = ContractStatus.SUSPENDED if suspended else ContractStatus.ACTIVE
+            if contract.status != target:
+                for device in self._live_devices(session, contract.id):
+                    self._broker(
+                        self.dynsec.disable_client if suspended else self.dynsec.enable_client,
+                        device.mqtt_username,
+                    )
+                contract.status = target
+                contract.status_changed_at = utcnow()
+        return self.get_contract(number)
+
+    # --- devices ----------------------------------------------------------
+
+    @staticmethod
+    def _live_devices(session: Session, contract_id: int) -> list[Device]:
+        return list(
+            session.scalars(
+                select(Device)
+                .where(Device.contract_id == contract_id, Device.deleted_at.is_(None))
+                .order_by(Device.id)
+            )
+        )
+
+    def list_devices(self, number: str) -> list[tuple[Device, DeviceTopics]]:
+        with self.db.session() as session:
+            contract = self.get_contract(number, session)
+            return [(d, self.topics_for(d)) for d in self._live_devices(session, contract.id)]
+
+    def create_device(
+        self,
+        number: str,
+        kind: DeviceKind,
+        name: str,
+        rtsp_url: str | None = None,
+        home_uid: str | None = None,
+    ) -> DeviceCredentials:
+        with self.db.transaction() as session:
+            contract = self.get_contract(number, session)
+            home = self._pick_home(contract, home_uid)
+            clash = session.scalars(
+                select(Device.id).where(
+                    Device.home_id == home.id, Device.name == name, Device.deleted_at.is_(None)
+                )
+            ).first()
+            if clash is not None:
+                raise Conflict(f"home {home.uid} already has a device named {name!r}")
+            uid = secrets.token_hex(6)
+            device = Device(
+                uid=uid,
+                contract_id=contract.id,
+                home=home,
+                kind=kind.value,
+                name=name,
+                mqtt_username=DEVICE_USER_PREFIX + uid,
+                rtsp_url=rtsp_url,
+            )
+            session.add(device)
+            session.flush()
+            password = secrets.token_urlsafe(18)
+            topics = self.topics_for(device)
+            role = device_role(device.mqtt_username)
+            self._broker(self.dynsec.create_role, role, device_acls(topics))
+            try:
+                self._broker(self.dynsec.create_client, device.mqtt_username, password, [role])
+                if not contract.active:
+                    self._broker(self.dynsec.disable_client, device.mqtt_username)
+            except BrokerUnavailable:
+                self._forget_account(device.mqtt_username)
+                raise
+        return DeviceCredentials(device, password, topics)
+
+    @staticmethod
+    def _pick_home(contract: Contract, home_uid: str | None) -> Home:
+        if home_uid is None:
+            return contract.homes[0]
+        for home in contract.homes:
+            if home.uid == home_uid:
+                return home
+        raise NotFound(f"home {home_uid} not found")
+
+    def get_device(self, session: Session, contract_id: int, device_uid: str) -> Device:
+        """A live device of this contract, or NotFound (also for other contracts' ids)."""
+        device = session.scalars(
+            select(Device).where(
+                Device.uid == device_uid,
+                Device.contract_id == contract_id,
+                Device.deleted_at.is_(None),
+            )
+        ).first()
+        if device is None:
+            raise NotFound(f"device {device_uid} not found")
+        return device
+
+    def delete_device(self, number: str, device_uid: str) -> None:
+        with self.db.transaction() as session:
+            contract = self.get_contract(number, session)
+            device = self.get_device(session, contract.id, device_uid)
+            self._forget_account(device.mqtt_username, strict=True)
+            device.deleted_at = utcnow()
+
+    # --- broker helpers ---------------------------------------------------
+
+    def _forget_account(self, username: str, strict: bool = False) -> None:
+        """Delete a device's broker client and role; "not found" counts as done."""
+        for call, arg in (
+            (self.dynsec.delete_client, username),
+            (self.dynsec.delete_role, device_role(username)),
+        ):
+            try:
+                call(arg)
+            except DynSecError as exc:
+                if "not found" in exc.message.lower():
+                    continue
+                if strict:
+                    raise BrokerUnavailable(f"broker did not remove {username}: {exc}") from exc
+                log.error("could not remove broker account %s: %s", username, exc)
+
+    @staticmethod
+    def _broker(call: object, *args: object) -> None:
+        assert callable(call)
+        try:
+            call(*args)
+        except DynSecError as exc:
+            raise BrokerUnavailable(f"broker refused the change: {exc}") from exc
+
+    # --- start-up reconciliation ------------------------------------------
+
+    def reconcile(self, now: datetime | None = None) -> dict[str, int]:
+        """Make the broker's device accounts agree with the database.
+
+        Removes device accounts the database does not know as live (crash
+        after the broker step of a create, or before the row update of a
+        delete), and disables accounts of suspended contracts. Returns counts.
+        """
+        counts = {"removed": 0, "disabled": 0, "missing": 0}
+        try:
+            broker_users = {
+                u for u in self.dynsec.list_clients() if u.startswith(DEVICE_USER_PREFIX)
+            }
+        except DynSecError as exc:
+            raise BrokerUnavailable(f"cannot list broker accounts: {exc}") from exc
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Device.mqtt_username, Contract.status)
+                .join(Contract, Contract.id == Device.contract_id)
+                .where(Device.deleted_at.is_(None))
+            ).all()
+        live = {username: status for username, status in rows}
+        for username in sorted(broker_users - live.keys()):
+            self._forget_account(username)
+            counts["removed"] += 1
+        for username, status in live.items():
+            if username not in broker_users:
+                counts["missing"] += 1
+                log.error("device account %s is in the database but not in the broker", username)
+            elif status == ContractStatus.SUSPENDED:
+                self._broker(self.dynsec.disable_client, username)
+                counts["disabled"] += 1
+        log.info("broker accounts reconciled: %s", counts)
+        return counts

@@ -1,0 +1,135 @@
+"""Configuration: ``MOYDOM_*`` environment variables over an optional TOML file.
+
+One class, read once at start-up. Secrets that have no safe default (the admin
+token, the token-signing key, the broker's own passwords) are generated and
+kept under ``var_dir`` in development; in production a missing one is an error
+rather than a silently weak default.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class BrokerMode(StrEnum):
+    """Whether moydom starts and supervises its own Mosquitto or only connects."""
+
+    EMBEDDED = "embedded"
+    EXTERNAL = "external"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _config_file() -> Path | None:
+    path = os.environ.get("MOYDOM_CONFIG")
+    return Path(path) if path else None
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway; see docs/operators.md for each one's meaning."""
+
+    model_config = SettingsConfigDict(env_prefix="MOYDOM_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    var_dir: Path = Path("./var")
+    database_url: str = ""
+    archive_dir: Path | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    access_token_ttl_s: int = Field(default=12 * 3600, gt=0)
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_broker: BrokerMode = BrokerMode.EMBEDDED
+    mqtt_username: str = "moydom"
+    mqtt_password: SecretStr | None = None
+    mqtt_admin_username: str = "moydom-admin"
+    mqtt_admin_password: SecretStr | None = None
+    mqtt_topic_root: str = "moydom"
+    mosquitto_binary: str = "mosquitto"
+    mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+    mosquitto_max_queued_messages: int = 200_000
+
+    login_window_s: int = Field(default=900, gt=0)
+    login_max_failures_per_contract: int = Field(default=5, gt=0)
+    login_max_failures_per_address: int = Field(default=20, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins over the TOML file named by ``MOYDOM_CONFIG``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("MOYDOM_MQTT_URL must look like mqtt://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'moydom.db'}"
+        if self.archive_dir is None:
+            self.archive_dir = self.var_dir / "archive"
+        if self.environment is Environment.PRODUCTION:
+            missing = [
+                name for name in ("admin_token", "secret_key") if getattr(self, name) is None
+            ]
+            if self.mqtt_broker is BrokerMode.EXTERNAL:
+                missing += [
+                    name
+                    for name in ("mqtt_password", "mqtt_admin_password")
+                    if getattr(self, name) is None
+                ]
+            if missing:
+                names = ", ".join(f"MOYDOM_{n.upper()}" for n in missing)
+                raise ValueError(f"production requires explicit secrets: {names}")
+        return self
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    def archive_path(self) -> Path:
+        assert self.archive_dir is not None  # filled by the validator
+        return self.archive_dir
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; keyword overrides are for tests and the CLI."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Media: camera sources, segment writing, archive index and retention, live relay."""

@@ -1,0 +1,120 @@
+"""Subscriber login: tokens, throttling per contract and per address, audit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.db.models import Contract, LoginFailure
+from tests.conftest import Gateway
+
+
+def _login(gw: Gateway, number: str, password: str) -> Any:
+    return gw.http.post("/api/v1/auth/login", json={"contract": number, "password": password})
+
+
+def _failures(gw: Gateway, **where: str) -> list[LoginFailure]:
+    with gw.ctx.db.session() as session:
+        q = select(LoginFailure).filter_by(**where).order_by(LoginFailure.id)
+        return list(session.scalars(q))
+
+
+def test_login_returns_bearer_token_that_works(gateway: Gateway) -> None:
+    gateway.create_contract("5001", password="s3cret-pass")
+    r = _login(gateway, "5001", "s3cret-pass")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["access_token"]
+    me = gateway.http.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200 and me.json()["contract"] == "5001"
+
+
+def test_password_is_stored_as_argon2_hash(gateway: Gateway) -> None:
+    gateway.create_contract("5002", password="plain-text-never")
+    with gateway.ctx.db.session() as session:
+        contract = session.scalars(select(Contract).where(Contract.number == "5002")).one()
+    assert contract.password_hash.startswith("$argon2id$")
+    assert "plain-text-never" not in contract.password_hash
+
+
+def test_wrong_password_and_unknown_contract_are_401_and_recorded(gateway: Gateway) -> None:
+    gateway.create_contract("5003")
+    r1 = _login(gateway, "5003", "wrong-password")
+    r2 = _login(gateway, "9999", "whatever-pass")
+    assert r1.status_code == r2.status_code == 401
+    assert r1.json()["detail"] == r2.json()["detail"]  # no hint which part was wrong
+    reasons = [f.reason for f in _failures(gateway)]
+    assert reasons == ["bad_password", "unknown_contract"]
+
+
+def test_throttled_per_contract_with_retry_after(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(login_max_failures_per_contract=3, login_window_s=600)
+    gw.create_contract("5004")
+    for _ in range(3):
+        assert _login(gw, "5004", "wrong-password").status_code == 401
+    r = _login(gw, "5004", "correct horse 1")  # even the right password waits
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 600
+    assert r.json()["detail"]
+    # Another contract from the same address is not affected.
+    gw.create_contract("5005")
+    assert _login(gw, "5005", "correct horse 1").status_code == 200
+    assert [f.reason for f in _failures(gw, contract_number="5004")][-1] == "throttled"
+
+
+def test_throttle_expires_with_the_window(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(login_max_failures_per_contract=2, login_window_s=1)
+    gw.create_contract("5006")
+    for _ in range(2):
+        _login(gw, "5006", "wrong-password")
+    assert _login(gw, "5006", "correct horse 1").status_code == 429
+    time.sleep(1.2)
+    assert _login(gw, "5006", "correct horse 1").status_code == 200
+
+
+def test_throttled_per_client_address(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(
+        login_max_failures_per_address=4, login_max_failures_per_contract=100
+    )
+    gw.create_contract("5007")
+    for n in range(4):  # spraying different contract numbers from one address
+        assert _login(gw, f"77{n}", "guess-password").status_code == 401
+    r = _login(gw, "5007", "correct horse 1")
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert {f.client_address for f in _failures(gw)} == {"testclient"}
+
+
+def test_suspended_contract_cannot_log_in_and_its_tokens_stop_working(gateway: Gateway) -> None:
+    gateway.create_contract("5008")
+    headers = gateway.login("5008")
+    assert (
+        gateway.http.post("/api/v1/admin/contracts/5008/suspend", headers=gateway.admin).status_code
+        == 200
+    )
+    assert _login(gateway, "5008", "correct horse 1").status_code == 403
+    assert gateway.http.get("/api/v1/me", headers=headers).status_code == 401
+    gateway.http.post("/api/v1/admin/contracts/5008/resume", headers=gateway.admin)
+    assert gateway.http.get("/api/v1/me", headers=headers).status_code == 200
+
+
+def test_bad_tokens_are_401(gateway: Gateway) -> None:
+    for value in (
+        "",
+        "Bearer",
+        "Bearer nonsense",
+        "Basic Zm9vOmJhcg==",
+        f"Bearer {gateway.ctx.secrets.admin_token}",
+    ):
+        r = gateway.http.get("/api/v1/me", headers={"Authorization": value} if value else {})
+        assert r.status_code == 401, value
+        assert r.json()["detail"]
+
+
+def test_expired_token_is_401(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(access_token_ttl_s=1)
+    gw.create_contract("5009")
+    headers = gw.login("5009")
+    time.sleep(2.1)
+    assert gw.http.get("/api/v1/me", headers=headers).status_code == 401
