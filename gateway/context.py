@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.broker.embedded import EmbeddedBroker
 from gateway.db.engine import Database
 from gateway.login import ThrottlePolicy
 from gateway.provisioning import Provisioner
@@ -18,6 +19,8 @@ class AppContext:
     secrets: GatewaySecrets
     db: Database
     provisioner: Provisioner
+    broker: EmbeddedBroker | None = None
+    """The supervised Mosquitto, when this process runs the embedded one."""
 
     @property
     def throttle(self) -> ThrottlePolicy:

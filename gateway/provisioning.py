@@ -4,13 +4,19 @@ Order of writes, chosen so a crash between the two stores cannot leave a
 device that connects but is unknown, or known but silently unable to connect:
 
 - create: the row is flushed (not committed), then the broker account is
-  created, then the row is committed; if the commit fails the account is
-  deleted again. A crash between broker and commit leaves an orphan broker
-  account that ``reconcile`` removes at the next start.
+  created, then the row is committed. A crash or failed commit after the
+  broker step leaves an orphan broker account that ``reconcile`` removes
+  (at start-up); it can never connect as a device the database knows.
 - delete / suspend: the broker account is deleted or disabled first (Mosquitto
   drops the open connection at once), then the row is updated. A crash in
   between leaves the row active but the account gone or disabled — which
   ``reconcile`` reports, and which fails closed.
+
+A broker that does not answer in time may still apply the command later (a
+hung broker processes its socket buffer when it wakes). So a timed-out create
+or resume queues its undo behind it; a timed-out delete or suspend is left to
+apply, since it only ever fails closed, and a retry completes it (both are
+idempotent).
 """
 
 from __future__ import annotations
@@ -139,11 +145,20 @@ class Provisioner:
             contract = self.get_contract(number, session)
             target = ContractStatus.SUSPENDED if suspended else ContractStatus.ACTIVE
             if contract.status != target:
-                for device in self._live_devices(session, contract.id):
-                    self._broker(
-                        self.dynsec.disable_client if suspended else self.dynsec.enable_client,
-                        device.mqtt_username,
-                    )
+                devices = self._live_devices(session, contract.id)
+                try:
+                    for device in devices:
+                        self._broker(
+                            self.dynsec.disable_client if suspended else self.dynsec.enable_client,
+                            device.mqtt_username,
+                        )
+                except BrokerUnavailable:
+                    if not suspended:
+                        # A resume that failed half-way must not leave devices
+                        # of a still-suspended contract able to connect.
+                        for device in devices:
+                            self.dynsec.send("disableClient", username=device.mqtt_username)
+                    raise
                 contract.status = target
                 contract.status_changed_at = utcnow()
         return self.get_contract(number)
@@ -194,17 +209,30 @@ class Provisioner:
                 rtsp_url=rtsp_url,
             )
             session.add(device)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError as exc:  # a concurrent create took the name
+                raise Conflict(f"home {home.uid} already has a device named {name!r}") from exc
             password = secrets.token_urlsafe(18)
             topics = self.topics_for(device)
             role = device_role(device.mqtt_username)
-            self._broker(self.dynsec.create_role, role, device_acls(topics))
             try:
-                self._broker(self.dynsec.create_client, device.mqtt_username, password, [role])
+                self._broker(self.dynsec.create_role, role, device_acls(topics))
+                # Bound to its client id, so no account can take over (and
+                # disconnect) another device's session by reusing its id.
+                self._broker(
+                    self.dynsec.create_client,
+                    device.mqtt_username,
+                    password,
+                    [role],
+                    device.mqtt_username,
+                )
                 if not contract.active:
                     self._broker(self.dynsec.disable_client, device.mqtt_username)
             except BrokerUnavailable:
-                self._forget_account(device.mqtt_username)
+                # Whatever part of this reached the broker is undone behind it.
+                self.dynsec.send("deleteClient", username=device.mqtt_username)
+                self.dynsec.send("deleteRole", rolename=role)
                 raise
         return DeviceCredentials(device, password, topics)
 
@@ -269,7 +297,8 @@ class Provisioner:
 
         Removes device accounts the database does not know as live (crash
         after the broker step of a create, or before the row update of a
-        delete), and disables accounts of suspended contracts. Returns counts.
+        delete), disables accounts of suspended contracts, and logs live
+        devices whose account is missing. Returns counts.
         """
         counts = {"removed": 0, "disabled": 0, "missing": 0}
         try:

@@ -17,7 +17,7 @@ import uvicorn
 from gateway.api.app import create_app
 from gateway.broker.config import BrokerConfig
 from gateway.broker.dynsec import DynSecClient, DynSecError
-from gateway.broker.embedded import EmbeddedBroker, wait_for_port
+from gateway.broker.embedded import BrokerError, EmbeddedBroker, wait_for_port
 from gateway.context import AppContext
 from gateway.db import migrate
 from gateway.db.engine import Database
@@ -43,10 +43,11 @@ def broker_config(settings: Settings) -> BrokerConfig:
     )
 
 
-def start_context(settings: Settings, stack: ExitStack, auto_migrate: bool = True) -> AppContext:
+def start_context(settings: Settings, stack: ExitStack) -> AppContext:
     """Bring up everything the API needs; register the teardown on ``stack``."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     secrets = resolve_secrets(settings)
+    broker: EmbeddedBroker | None = None
     if settings.mqtt_broker is BrokerMode.EMBEDDED:
         broker = EmbeddedBroker(
             broker_config(settings),
@@ -54,11 +55,17 @@ def start_context(settings: Settings, stack: ExitStack, auto_migrate: bool = Tru
             secrets.mqtt_admin_password,
             settings.mosquitto_binary,
         )
-        broker.start()
+        try:
+            broker.start()
+        except BrokerError as exc:
+            raise StartupError(str(exc)) from exc
         stack.callback(broker.stop)
     else:
-        wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
-    if auto_migrate:
+        try:
+            wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
+        except BrokerError as exc:
+            raise StartupError(str(exc)) from exc
+    if settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     db = Database(settings.database_url)
     stack.callback(db.dispose)
@@ -67,6 +74,7 @@ def start_context(settings: Settings, stack: ExitStack, auto_migrate: bool = Tru
         settings.mqtt_port,
         settings.mqtt_admin_username,
         secrets.mqtt_admin_password,
+        timeout=settings.mqtt_admin_timeout_s,
     )
     try:
         dynsec.connect()
@@ -79,7 +87,9 @@ def start_context(settings: Settings, stack: ExitStack, auto_migrate: bool = Tru
         provisioner.reconcile()
     except BrokerUnavailable as exc:
         raise StartupError(str(exc)) from exc
-    return AppContext(settings=settings, secrets=secrets, db=db, provisioner=provisioner)
+    return AppContext(
+        settings=settings, secrets=secrets, db=db, provisioner=provisioner, broker=broker
+    )
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:

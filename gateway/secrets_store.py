@@ -3,7 +3,9 @@
 In development a missing admin token, signing key or broker password is
 generated on first start and written to ``var_dir/secrets.json`` (mode 0600),
 so restarts keep issued tokens and broker accounts valid. Production refuses to
-start without them (see ``Settings``), so nothing here invents a production secret.
+start without the admin token and signing key, and, with an external broker,
+without its passwords (see ``Settings``); the embedded broker's passwords are
+generated here in production too, since nothing outside moydom uses them.
 """
 
 from __future__ import annotations

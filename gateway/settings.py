@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+MIN_SECRET_LENGTH = 16
+
 
 class BrokerMode(StrEnum):
     """Whether moydom starts and supervises its own Mosquitto or only connects."""
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     var_dir: Path = Path("./var")
     database_url: str = ""
+    auto_migrate: bool = True
+    """Apply migrations at start. Turn off where several processes share one
+    database and ``moydom db upgrade`` runs once before them."""
     archive_dir: Path | None = None
 
     http_host: str = "127.0.0.1"
@@ -64,6 +69,7 @@ class Settings(BaseSettings):
     mqtt_admin_username: str = "moydom-admin"
     mqtt_admin_password: SecretStr | None = None
     mqtt_topic_root: str = "moydom"
+    mqtt_admin_timeout_s: float = Field(default=5.0, gt=0)
     mosquitto_binary: str = "mosquitto"
     mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
     mosquitto_max_queued_messages: int = 200_000
@@ -87,6 +93,13 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @field_validator("admin_token", "secret_key", "mqtt_password", "mqtt_admin_password")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod

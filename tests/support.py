@@ -123,6 +123,11 @@ class MqttPeer:
         self.client.loop_stop()
 
 
+def device_connect(port: int, device: dict[str, Any], timeout: float = 5.0) -> MqttPeer:
+    """Connect as a provisioned device (its username, password and client id)."""
+    return mqtt_connect(port, device["username"], device["password"], device["client_id"], timeout)
+
+
 def mqtt_connect(
     port: int, username: str, password: str, client_id: str | None = None, timeout: float = 5.0
 ) -> MqttPeer:

@@ -172,6 +172,19 @@ def test_second_home_and_device_in_it(gateway: Gateway) -> None:
     assert [h["address"] for h in homes] == ["flat", "dacha"]
 
 
+def test_malformed_path_parameters_are_422_not_500(gateway: Gateway) -> None:
+    gateway.create_contract("7011")
+    for path in (
+        "/api/v1/admin/contracts/%00",
+        "/api/v1/admin/contracts/a%20b/devices",
+        "/api/v1/admin/contracts/7011/devices/%00x",
+    ):
+        r = gateway.http.get(path, headers=gateway.admin)
+        assert r.status_code == 422 and r.json()["detail"], path
+    user = gateway.login("7011")
+    assert gateway.http.get("/api/v1/devices/%00", headers=user).status_code == 422
+
+
 def test_unknown_route_and_openapi_and_health(gateway: Gateway) -> None:
     r = gateway.http.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json()["detail"]

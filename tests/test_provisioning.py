@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway
-from tests.support import mqtt_connect
+from tests.support import device_connect, mqtt_connect
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_device_message_reaches_subscriber(gateway: Gateway, home: dict[str, Any
     motion = home["motion"]
     sub = mqtt_connect(gateway.mqtt_port, *gateway.service_credentials())
     assert sub.subscribe(motion["topics"]["state"]).value == 1
-    dev = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
+    dev = device_connect(gateway.mqtt_port, motion)
     assert dev.connected.is_set(), dev.connect_reason
     dev.publish(motion["topics"]["state"], {"occupancy": True, "battery": 100})
     msg = sub.expect(motion["topics"]["state"])
@@ -34,9 +34,27 @@ def test_device_message_reaches_subscriber(gateway: Gateway, home: dict[str, Any
 
 
 def test_wrong_password_is_refused(gateway: Gateway, home: dict[str, Any]) -> None:
-    peer = mqtt_connect(gateway.mqtt_port, home["motion"]["username"], "not-the-password")
+    motion = home["motion"]
+    peer = mqtt_connect(
+        gateway.mqtt_port, motion["username"], "not-the-password", motion["client_id"]
+    )
     assert not peer.connected.is_set()
     assert peer.connect_reason is not None and peer.connect_reason.is_failure
+
+
+def test_device_is_bound_to_its_client_id(gateway: Gateway, home: dict[str, Any]) -> None:
+    motion, leak = home["motion"], home["leak"]
+    assert motion["client_id"] == motion["username"]
+    owner = device_connect(gateway.mqtt_port, motion)
+    assert owner.connected.is_set()
+    # Right password, wrong id: refused.
+    assert not mqtt_connect(
+        gateway.mqtt_port, motion["username"], motion["password"], "x"
+    ).connected.is_set()
+    # Another device cannot take over (and so kick) the motion sensor's session.
+    thief = mqtt_connect(gateway.mqtt_port, leak["username"], leak["password"], motion["client_id"])
+    assert not thief.connected.is_set()
+    assert not owner.disconnected.wait(0.5)
 
 
 def test_device_cannot_publish_to_another_devices_topic(
@@ -46,7 +64,7 @@ def test_device_cannot_publish_to_another_devices_topic(
     sub = mqtt_connect(gateway.mqtt_port, *gateway.service_credentials())
     sub.subscribe(leak["topics"]["state"])
     sub.subscribe(leak["topics"]["availability"])
-    dev = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
+    dev = device_connect(gateway.mqtt_port, motion)
     dev.publish(leak["topics"]["state"], {"water_leak": True})
     dev.publish(leak["topics"]["availability"], {"state": "offline"})
     assert sub.nothing_on(leak["topics"]["state"], wait=1.0)
@@ -55,9 +73,9 @@ def test_device_cannot_publish_to_another_devices_topic(
 
 def test_device_subscribes_only_to_its_own_commands(gateway: Gateway, home: dict[str, Any]) -> None:
     motion, gate = home["motion"], home["gate"]
-    dev = mqtt_connect(gateway.mqtt_port, gate["username"], gate["password"])
+    dev = device_connect(gateway.mqtt_port, gate)
     assert not dev.subscribe(gate["topics"]["set"]).is_failure
-    thief = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
+    thief = device_connect(gateway.mqtt_port, motion)
     for topic in (gate["topics"]["set"], gate["topics"]["state"], "moydom/#", "#"):
         assert thief.subscribe(topic).is_failure, topic
     service = mqtt_connect(gateway.mqtt_port, *gateway.service_credentials())
@@ -70,8 +88,8 @@ def test_delete_drops_connection_and_refuses_credentials(
     gateway: Gateway, home: dict[str, Any]
 ) -> None:
     motion, leak = home["motion"], home["leak"]
-    victim = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
-    bystander = mqtt_connect(gateway.mqtt_port, leak["username"], leak["password"])
+    victim = device_connect(gateway.mqtt_port, motion)
+    bystander = device_connect(gateway.mqtt_port, leak)
     assert victim.connected.is_set() and bystander.connected.is_set()
 
     r = gateway.http.delete(
@@ -79,7 +97,7 @@ def test_delete_drops_connection_and_refuses_credentials(
     )
     assert r.status_code == 204
     assert victim.disconnected.wait(5), "deleted device still connected"
-    again = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
+    again = device_connect(gateway.mqtt_port, motion)
     assert not again.connected.is_set()
     assert not bystander.disconnected.is_set()
     sub = mqtt_connect(gateway.mqtt_port, *gateway.service_credentials())
@@ -108,29 +126,23 @@ def test_suspension_drops_and_refuses_devices_until_resumed(
 ) -> None:
     gateway.create_contract("2002")
     other = gateway.create_device("2002", "motion", "hall")
-    other_conn = mqtt_connect(gateway.mqtt_port, other["username"], other["password"])
+    other_conn = device_connect(gateway.mqtt_port, other)
     motion = home["motion"]
-    conn = mqtt_connect(gateway.mqtt_port, motion["username"], motion["password"])
+    conn = device_connect(gateway.mqtt_port, motion)
 
     r = gateway.http.post("/api/v1/admin/contracts/1001/suspend", headers=gateway.admin)
     assert r.status_code == 200 and r.json()["status"] == "suspended"
     assert conn.disconnected.wait(5)
-    assert not mqtt_connect(
-        gateway.mqtt_port, motion["username"], motion["password"]
-    ).connected.is_set()
+    assert not device_connect(gateway.mqtt_port, motion).connected.is_set()
     assert not other_conn.disconnected.is_set()
     # A device added while suspended is refused too.
     late = gateway.create_device("1001", "contact", "door")
-    assert not mqtt_connect(
-        gateway.mqtt_port, late["username"], late["password"]
-    ).connected.is_set()
+    assert not device_connect(gateway.mqtt_port, late).connected.is_set()
 
     r = gateway.http.post("/api/v1/admin/contracts/1001/resume", headers=gateway.admin)
     assert r.json()["status"] == "active"
-    assert mqtt_connect(
-        gateway.mqtt_port, motion["username"], motion["password"]
-    ).connected.is_set()
-    assert mqtt_connect(gateway.mqtt_port, late["username"], late["password"]).connected.is_set()
+    assert device_connect(gateway.mqtt_port, motion).connected.is_set()
+    assert device_connect(gateway.mqtt_port, late).connected.is_set()
 
 
 def test_reconcile_removes_orphan_accounts(gateway_factory: Any) -> None:
@@ -143,4 +155,4 @@ def test_reconcile_removes_orphan_accounts(gateway_factory: Any) -> None:
     counts = gw.ctx.provisioner.reconcile()
     assert counts == {"removed": 1, "disabled": 0, "missing": 0}
     assert gw.ctx.provisioner.dynsec.get_client("dev-orphan") is None
-    assert mqtt_connect(gw.mqtt_port, dev["username"], dev["password"]).connected.is_set()
+    assert device_connect(gw.mqtt_port, dev).connected.is_set()

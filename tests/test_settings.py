@@ -34,13 +34,15 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOYDOM_HTTP_HOST", "0.0.0.0")
     monkeypatch.setenv("MOYDOM_DATABASE_URL", "postgresql://moydom@db/moydom")
     monkeypatch.setenv("MOYDOM_ARCHIVE_DIR", "/srv/archive")
-    monkeypatch.setenv("MOYDOM_ADMIN_TOKEN", "t0ken")
+    monkeypatch.setenv("MOYDOM_ADMIN_TOKEN", "billing-token-0123456789")
     s = Settings()
     assert (s.mqtt_host, s.mqtt_port) == ("127.0.0.1", 18830)
     assert (s.http_host, s.http_port) == ("0.0.0.0", 9090)
     assert s.database_url == "postgresql://moydom@db/moydom"
     assert s.archive_path() == Path("/srv/archive")
-    assert s.admin_token is not None and s.admin_token.get_secret_value() == "t0ken"
+    assert (
+        s.admin_token is not None and s.admin_token.get_secret_value() == "billing-token-0123456789"
+    )
 
 
 def test_toml_file_under_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -59,6 +61,8 @@ def test_toml_file_under_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ("MOYDOM_MQTT_URL", "http://x:1"),
         ("MOYDOM_HTTP_PORT", "70000"),
         ("MOYDOM_MQTT_BROKER", "both"),
+        ("MOYDOM_SECRET_KEY", ""),
+        ("MOYDOM_ADMIN_TOKEN", "short"),
     ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -71,8 +75,8 @@ def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MOYDOM_ENVIRONMENT", "production")
     with pytest.raises(ValidationError, match="MOYDOM_ADMIN_TOKEN"):
         Settings()
-    monkeypatch.setenv("MOYDOM_ADMIN_TOKEN", "a")
-    monkeypatch.setenv("MOYDOM_SECRET_KEY", "b")
+    monkeypatch.setenv("MOYDOM_ADMIN_TOKEN", "a" * 16)
+    monkeypatch.setenv("MOYDOM_SECRET_KEY", "b" * 32)
     assert Settings().admin_token is not None
 
 

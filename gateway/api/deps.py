@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from gateway.api.schemas import DeviceIdPath
 from gateway.context import AppContext
 from gateway.db.models import Contract, Device
 from gateway.errors import InvalidCredentials, MoydomError
@@ -72,7 +73,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def owned_device(
-    device_id: str, principal: CurrentPrincipal, session: SessionDep, ctx: CtxDep
+    device_id: DeviceIdPath, principal: CurrentPrincipal, session: SessionDep, ctx: CtxDep
 ) -> Device:
     """The caller's own live device; another contract's id is a plain 404."""
     return ctx.provisioner.get_device(session, principal.contract_id, device_id)

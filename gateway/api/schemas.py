@@ -4,20 +4,40 @@ billing integration is a 422, not a silently ignored field."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from devices.kinds import DeviceKind
-
-ContractNumber = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{1,32}$")]
+CONTRACT_NUMBER = r"^[0-9A-Za-z-]{1,32}$"
+DEVICE_ID = r"^[0-9a-z-]{1,32}$"
+ContractNumber = Annotated[str, StringConstraints(pattern=CONTRACT_NUMBER)]
+# Path parameters are validated like bodies: nothing malformed reaches a query.
+NumberPath = Annotated[str, Path(pattern=CONTRACT_NUMBER)]
+DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+# Something printable, and no control characters (PostgreSQL refuses NUL).
+Address = Annotated[
+    str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$", max_length=500)
+]
+# Not empty, not all blanks, and nothing that would break an MQTT topic or a
+# Zigbee2MQTT friendly name.
 DeviceName = Annotated[
     str,
-    StringConstraints(pattern=r"^[^/#+\x00-\x1f]{1,64}$", strip_whitespace=True, min_length=1),
+    StringConstraints(pattern=r"^[^/#+\x00-\x1f]*[^/#+\s][^/#+\x00-\x1f]*$", max_length=64),
 ]
 RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[^\s]+$", max_length=2000)]
+
+
+class ErrorOut(BaseModel):
+    """Every error: a human-readable ``detail`` (a list of problems for 422)."""
+
+    detail: str
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a router can answer with."""
+    return {code: {"model": ErrorOut} for code in codes}
 
 
 class Request(BaseModel):
@@ -46,21 +66,25 @@ class ContractOut(BaseModel):
     homes: list[HomeOut]
 
 
-class DeviceCreate(Request):
-    kind: DeviceKind
+class _DeviceCreateBase(Request):
     name: DeviceName
-    home: str | None = Field(
+    home: Annotated[str, StringConstraints(pattern=DEVICE_ID)] | None = Field(
         default=None, description="home id; the contract's first home if omitted"
     )
-    rtsp_url: RtspUrl | None = None
 
-    @model_validator(mode="after")
-    def _camera_needs_rtsp(self) -> DeviceCreate:
-        if self.kind is DeviceKind.CAMERA and self.rtsp_url is None:
-            raise ValueError("a camera needs rtsp_url")
-        if self.kind is not DeviceKind.CAMERA and self.rtsp_url is not None:
-            raise ValueError("only a camera takes rtsp_url")
-        return self
+
+class MqttDeviceCreate(_DeviceCreateBase):
+    kind: Literal["motion", "leak", "contact", "keypad", "siren", "alarm_panel", "intercom", "gate"]
+
+
+class CameraCreate(_DeviceCreateBase):
+    kind: Literal["camera"]
+    rtsp_url: RtspUrl
+
+
+DeviceCreate = Annotated[MqttDeviceCreate | CameraCreate, Field(discriminator="kind")]
+"""A camera must carry ``rtsp_url`` and nothing else may: said in the schema
+itself, so clients and fuzzers see the rule, not only the server."""
 
 
 class TopicsOut(BaseModel):
@@ -78,6 +102,7 @@ class DeviceOut(BaseModel):
     name: str
     home: str
     username: str
+    client_id: str = Field(description="the MQTT client id the device must connect with")
     payload_format: Literal["zigbee2mqtt", "native"]
     topics: TopicsOut
     rtsp_url: str | None
@@ -97,7 +122,7 @@ class SubscriberDevice(BaseModel):
 
 
 class LoginRequest(Request):
-    contract: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    contract: ContractNumber
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

@@ -118,8 +118,24 @@ class DynSecClient:
                 waiter[1].append(response)
                 waiter[0].set()
 
+    def send(self, command: str, **args: Any) -> None:
+        """Queue a command without waiting for its answer.
+
+        For compensation after a timeout: a command that timed out may still
+        be applied when a hung broker wakes up, and commands on one connection
+        are applied in order, so an undo queued behind it wins.
+        """
+        payload = json.dumps({"commands": [{"command": command, **args}]})
+        info = self._client.publish(CONTROL_TOPIC, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.error("could not queue dynsec %s: %s", command, mqtt.error_string(info.rc))
+
     def command(self, command: str, **args: Any) -> dict[str, Any]:
-        """Send one command and return the broker's answer; raise on an error."""
+        """Send one command and return the broker's answer; raise on an error.
+
+        A timeout means the outcome is unknown, not that nothing happened:
+        callers compensate with ``send``.
+        """
         corr = secrets.token_hex(8)
         event = threading.Event()
         box: list[dict[str, Any]] = []
@@ -150,12 +166,17 @@ class DynSecClient:
     def delete_role(self, rolename: str) -> None:
         self.command("deleteRole", rolename=rolename)
 
-    def create_client(self, username: str, password: str, roles: list[str]) -> None:
+    def create_client(
+        self, username: str, password: str, roles: list[str], client_id: str | None = None
+    ) -> None:
+        """Create an account; with ``client_id`` it may connect only under that id."""
+        extra = {"clientid": client_id} if client_id is not None else {}
         self.command(
             "createClient",
             username=username,
             password=password,
             roles=[{"rolename": r} for r in roles],
+            **extra,
         )
 
     def delete_client(self, username: str) -> None:

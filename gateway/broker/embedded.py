@@ -30,6 +30,26 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             time.sleep(0.02)
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse to start when something else listens there.
+
+    On a Debian machine with systemd, installing the ``mosquitto`` package
+    starts the system broker on 127.0.0.1:1883 — our default. Without this
+    check our child would exit, while a port probe would happily succeed
+    against the other broker.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise BrokerError(
+                f"{host}:{port} is already in use ({exc.strerror}); if it is the system "
+                "Mosquitto, stop it (systemctl disable --now mosquitto) or point "
+                "MOYDOM_MQTT_URL at a free port"
+            ) from exc
+
+
 class EmbeddedBroker:
     """A supervised Mosquitto child process.
 
@@ -78,6 +98,7 @@ class EmbeddedBroker:
             raise BrokerError(f"{self._binary} not found; install mosquitto") from exc
 
     def _launch(self, timeout: float) -> None:
+        ensure_port_free(self.cfg.host, self.cfg.port)
         proc = self._spawn()
         try:
             wait_for_port(self.cfg.host, self.cfg.port, timeout)

@@ -1,7 +1,7 @@
 """The tables. Every subscriber-visible row hangs off a contract.
 
 A contract (the ISP's billing account) has homes (addresses); a device belongs
-to one home. Who logs in is modelled by ``Principal`` in ``gateway.auth``, so
+to one home. Who logs in is modelled by ``Principal`` in ``gateway.tokens``, so
 family members and guests can later be added as rows that point at a contract
 without changing what owns what.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,7 +82,19 @@ class Device(Base):
     """A provisioned device. Deleted devices keep their row (history refers to them)."""
 
     __tablename__ = "devices"
-    __table_args__ = (Index("ix_devices_contract", "contract_id", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_devices_contract", "contract_id", "deleted_at"),
+        # A live device's name is unique in its home (it is the Zigbee2MQTT
+        # friendly name); deleted devices keep theirs for history.
+        Index(
+            "uq_devices_home_live_name",
+            "home_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)

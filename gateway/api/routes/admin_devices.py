@@ -7,11 +7,22 @@ from fastapi import APIRouter, Response, status
 from devices.kinds import DeviceKind, payload_format
 from devices.topics import DeviceTopics
 from gateway.api.deps import AdminDep, CtxDep
-from gateway.api.schemas import DeviceCreate, DeviceCreated, DeviceOut, TopicsOut
+from gateway.api.schemas import (
+    CameraCreate,
+    DeviceCreate,
+    DeviceCreated,
+    DeviceIdPath,
+    DeviceOut,
+    NumberPath,
+    TopicsOut,
+    errors,
+)
 from gateway.db.models import Device
 from gateway.errors import NotFound
 
-router = APIRouter(prefix="/admin/contracts/{number}/devices", tags=["admin"])
+router = APIRouter(
+    prefix="/admin/contracts/{number}/devices", tags=["admin"], responses=errors(401, 404, 409, 503)
+)
 
 
 def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
@@ -21,6 +32,7 @@ def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
         name=device.name,
         home=topics.home,
         username=device.mqtt_username,
+        client_id=device.mqtt_username,
         payload_format=payload_format(DeviceKind(device.kind)),
         topics=TopicsOut(
             base_topic=topics.base,
@@ -36,22 +48,25 @@ def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
-def create_device(number: str, body: DeviceCreate, ctx: CtxDep, _: AdminDep) -> DeviceCreated:
+def create_device(
+    number: NumberPath, body: DeviceCreate, ctx: CtxDep, _: AdminDep
+) -> DeviceCreated:
     """Provision a device: its broker account and ACL are live when this returns."""
+    rtsp_url = body.rtsp_url if isinstance(body, CameraCreate) else None
     creds = ctx.provisioner.create_device(
-        number, body.kind, body.name, rtsp_url=body.rtsp_url, home_uid=body.home
+        number, DeviceKind(body.kind), body.name, rtsp_url=rtsp_url, home_uid=body.home
     )
     out = device_out(creds.device, creds.topics)
     return DeviceCreated(**out.model_dump(), password=creds.password)
 
 
 @router.get("", response_model=list[DeviceOut])
-def list_devices(number: str, ctx: CtxDep, _: AdminDep) -> list[DeviceOut]:
+def list_devices(number: NumberPath, ctx: CtxDep, _: AdminDep) -> list[DeviceOut]:
     return [device_out(d, t) for d, t in ctx.provisioner.list_devices(number)]
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-def get_device(number: str, device_id: str, ctx: CtxDep, _: AdminDep) -> DeviceOut:
+def get_device(number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, _: AdminDep) -> DeviceOut:
     for device, topics in ctx.provisioner.list_devices(number):
         if device.uid == device_id:
             return device_out(device, topics)
@@ -59,7 +74,9 @@ def get_device(number: str, device_id: str, ctx: CtxDep, _: AdminDep) -> DeviceO
 
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_device(number: str, device_id: str, ctx: CtxDep, _: AdminDep) -> Response:
+def delete_device(
+    number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, _: AdminDep
+) -> Response:
     """Remove the device; its broker account goes first, dropping its connection."""
     ctx.provisioner.delete_device(number, device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from gateway.api.deps import CtxDep
-from gateway.api.schemas import LoginRequest, TokenOut
+from gateway.api.schemas import LoginRequest, TokenOut, errors
 from gateway.db.models import utcnow
 from gateway.login import authenticate
 from gateway.tokens import issue
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 429))
 
 
 @router.post("/login", response_model=TokenOut)

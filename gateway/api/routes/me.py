@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from gateway.api.deps import CurrentPrincipal, OwnedDevice, SessionDep
-from gateway.api.schemas import HomeOut, MeOut, SubscriberDevice
+from gateway.api.schemas import HomeOut, MeOut, SubscriberDevice, errors
 from gateway.db.models import Contract, Device, Home
 
-router = APIRouter(tags=["subscriber"])
+router = APIRouter(tags=["subscriber"], responses=errors(401, 404))
 
 
 def subscriber_device(device: Device, home: Home) -> SubscriberDevice:

@@ -76,10 +76,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index("ix_devices_contract", ["contract_id", "deleted_at"], unique=False)
+        batch_op.create_index(
+            "uq_devices_home_live_name",
+            ["home_id", "name"],
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("devices", schema=None) as batch_op:
+        batch_op.drop_index("uq_devices_home_live_name")
         batch_op.drop_index("ix_devices_contract")
 
     op.drop_table("devices")
