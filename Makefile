@@ -11,7 +11,7 @@ DEB_PACKAGES := python3-venv mosquitto mosquitto-clients postgresql ffmpeg \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo run test test-fast lint system-deps venv clean
+.PHONY: demo run test test-fast lint bench system-deps venv clean
 
 demo: system-deps venv
 	$(BIN)/moydom demo
@@ -24,6 +24,9 @@ test: system-deps venv lint
 
 test-fast: system-deps venv
 	$(BIN)/pytest -m "not slow"
+
+bench: system-deps venv
+	$(BIN)/python -m bench.provision
 
 lint: venv
 	$(BIN)/ruff check .

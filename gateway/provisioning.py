@@ -33,7 +33,13 @@ from sqlalchemy.orm import Session
 
 from devices.kinds import DeviceKind
 from devices.topics import DeviceTopics
-from gateway.broker.dynsec import Acl, DynSecClient, DynSecError
+from gateway.broker.dynsec import (
+    Acl,
+    DynSecClient,
+    DynSecError,
+    create_client_cmd,
+    create_role_cmd,
+)
 from gateway.db.engine import Database
 from gateway.db.models import Contract, ContractStatus, Device, Home, utcnow
 from gateway.errors import BrokerUnavailable, Conflict, NotFound
@@ -216,19 +222,16 @@ class Provisioner:
             password = secrets.token_urlsafe(18)
             topics = self.topics_for(device)
             role = device_role(device.mqtt_username)
+            # One round trip. The account is bound to its client id, so no
+            # account can take over (and disconnect) another device's session.
+            commands = [
+                create_role_cmd(role, device_acls(topics)),
+                create_client_cmd(device.mqtt_username, password, [role], device.mqtt_username),
+            ]
+            if not contract.active:
+                commands.append({"command": "disableClient", "username": device.mqtt_username})
             try:
-                self._broker(self.dynsec.create_role, role, device_acls(topics))
-                # Bound to its client id, so no account can take over (and
-                # disconnect) another device's session by reusing its id.
-                self._broker(
-                    self.dynsec.create_client,
-                    device.mqtt_username,
-                    password,
-                    [role],
-                    device.mqtt_username,
-                )
-                if not contract.active:
-                    self._broker(self.dynsec.disable_client, device.mqtt_username)
+                self._broker(self.dynsec.batch, commands)
             except BrokerUnavailable:
                 # Whatever part of this reached the broker is undone behind it.
                 self.dynsec.send("deleteClient", username=device.mqtt_username)

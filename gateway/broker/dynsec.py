@@ -46,6 +46,25 @@ class Acl:
         return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow}
 
 
+def create_role_cmd(rolename: str, acls: list[Acl]) -> dict[str, Any]:
+    return {"command": "createRole", "rolename": rolename, "acls": [a.as_json() for a in acls]}
+
+
+def create_client_cmd(
+    username: str, password: str, roles: list[str], client_id: str | None = None
+) -> dict[str, Any]:
+    """An account; with ``client_id`` it may connect only under that id."""
+    cmd: dict[str, Any] = {
+        "command": "createClient",
+        "username": username,
+        "password": password,
+        "roles": [{"rolename": r} for r in roles],
+    }
+    if client_id is not None:
+        cmd["clientid"] = client_id
+    return cmd
+
+
 class DynSecClient:
     """A small synchronous client for dynamic-security commands.
 
@@ -57,7 +76,8 @@ class DynSecClient:
         self, host: str, port: int, username: str, password: str, timeout: float = 5.0
     ) -> None:
         self._timeout = timeout
-        self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        # correlation id -> (answered, answers so far, answers expected)
+        self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._client = mqtt.Client(
@@ -115,8 +135,10 @@ class DynSecClient:
             with self._lock:
                 waiter = self._pending.get(corr)
             if waiter is not None:
-                waiter[1].append(response)
-                waiter[0].set()
+                event, box, expected = waiter
+                box.append(response)
+                if len(box) == expected:
+                    event.set()
 
     def send(self, command: str, **args: Any) -> None:
         """Queue a command without waiting for its answer.
@@ -130,8 +152,9 @@ class DynSecClient:
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.error("could not queue dynsec %s: %s", command, mqtt.error_string(info.rc))
 
-    def command(self, command: str, **args: Any) -> dict[str, Any]:
-        """Send one command and return the broker's answer; raise on an error.
+    def batch(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send several commands in one message (one round trip); the broker
+        applies them in order. Raise on the first error among the answers.
 
         A timeout means the outcome is unknown, not that nothing happened:
         callers compensate with ``send``.
@@ -140,28 +163,31 @@ class DynSecClient:
         event = threading.Event()
         box: list[dict[str, Any]] = []
         with self._lock:
-            self._pending[corr] = (event, box)
+            self._pending[corr] = (event, box, len(commands))
+        names = "+".join(str(c["command"]) for c in commands)
         try:
-            payload = json.dumps(
-                {"commands": [{"command": command, "correlationData": corr, **args}]}
-            )
+            payload = json.dumps({"commands": [{**c, "correlationData": corr} for c in commands]})
             info = self._client.publish(CONTROL_TOPIC, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise DynSecError(command, f"publish failed ({mqtt.error_string(info.rc)})")
+                raise DynSecError(names, f"publish failed ({mqtt.error_string(info.rc)})")
             if not event.wait(self._timeout):
-                raise DynSecError(command, "no answer from the broker")
+                raise DynSecError(names, "no answer from the broker")
         finally:
             with self._lock:
                 self._pending.pop(corr, None)
-        response = box[0]
-        if response.get("error"):
-            raise DynSecError(command, str(response["error"]))
-        return response
+        for response in box:
+            if response.get("error"):
+                raise DynSecError(str(response.get("command")), str(response["error"]))
+        return box
+
+    def command(self, command: str, **args: Any) -> dict[str, Any]:
+        """Send one command and return the broker's answer; raise on an error."""
+        return self.batch([{"command": command, **args}])[0]
 
     # The commands moydom uses, named as Mosquitto names them.
 
     def create_role(self, rolename: str, acls: list[Acl]) -> None:
-        self.command("createRole", rolename=rolename, acls=[a.as_json() for a in acls])
+        self.batch([create_role_cmd(rolename, acls)])
 
     def delete_role(self, rolename: str) -> None:
         self.command("deleteRole", rolename=rolename)
@@ -169,15 +195,7 @@ class DynSecClient:
     def create_client(
         self, username: str, password: str, roles: list[str], client_id: str | None = None
     ) -> None:
-        """Create an account; with ``client_id`` it may connect only under that id."""
-        extra = {"clientid": client_id} if client_id is not None else {}
-        self.command(
-            "createClient",
-            username=username,
-            password=password,
-            roles=[{"rolename": r} for r in roles],
-            **extra,
-        )
+        self.batch([create_client_cmd(username, password, roles, client_id)])
 
     def delete_client(self, username: str) -> None:
         self.command("deleteClient", username=username)
