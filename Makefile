@@ -42,7 +42,7 @@ system-deps:
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing && \
-		if echo "$$missing" | grep -qw mosquitto && command -v systemctl >/dev/null \
+		if echo " $$missing " | grep -q " mosquitto " && command -v systemctl >/dev/null \
 			&& systemctl is-active --quiet mosquitto 2>/dev/null; then \
 			echo "stopping the packaged mosquitto service: moydom runs its own broker on 1883"; \
 			$(SUDO) systemctl disable --now mosquitto; \

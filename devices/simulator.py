@@ -2,8 +2,8 @@
 credentials provisioning gave them and publish what such devices publish.
 
 Sensor payloads follow Zigbee2MQTT's converters for common devices (Aqara
-motion, leak and door sensors, a keypad that polls with ``occupancy``); gates
-and intercoms speak the native schema (docs/devices.md).
+motion, leak and door sensors, a keypad that polls with ``occupancy``); gates,
+intercoms, alarm panels and cameras speak the native schema (devices.native).
 """
 
 from __future__ import annotations
@@ -86,10 +86,12 @@ def _gate(rng: random.Random, tick: int) -> Payload:
 def _intercom(rng: random.Random, tick: int) -> Payload:
     if tick % 6 == 5:
         return {"event": "call", "call_id": f"c{tick}", "apartment": "12", "ts": time.time()}
-    return {"event": "heartbeat", "ts": time.time()}
+    if tick % 6 == 0 and tick:
+        return {"event": "call_ended", "call_id": f"c{tick - 1}", "outcome": "missed"}
+    return {"event": "heartbeat", "uptime": tick, "ts": time.time()}
 
 
-def _camera(rng: random.Random, tick: int) -> Payload:
+def _heartbeat(rng: random.Random, tick: int) -> Payload:
     return {"event": "heartbeat", "ts": time.time()}
 
 
@@ -101,8 +103,8 @@ REPORTS: dict[DeviceKind, Callable[[random.Random, int], Payload]] = {
     DeviceKind.SIREN: _siren,
     DeviceKind.GATE: _gate,
     DeviceKind.INTERCOM: _intercom,
-    DeviceKind.CAMERA: _camera,
-    DeviceKind.ALARM_PANEL: _camera,
+    DeviceKind.CAMERA: _heartbeat,
+    DeviceKind.ALARM_PANEL: _heartbeat,
 }
 
 
@@ -160,9 +162,15 @@ class SimulatedDevice:
             command = json.loads(msg.payload)
         except ValueError:
             return
+        if not isinstance(command, dict):
+            return
         reply: Payload | None = None
         if self.spec.kind is DeviceKind.GATE and command.get("command") == "open":
-            reply = {"event": "state", "state": "open", "command_id": command.get("command_id")}
+            command_id = command.get("command_id")
+            if isinstance(command_id, str) and command_id:
+                result = {"event": "command_result", "command_id": command_id, "result": "ok"}
+                client.publish(self.spec.topics.state, json.dumps(result), 1)
+            reply = {"event": "state", "state": "open", "ts": time.time()}
         elif self.spec.kind is DeviceKind.SIREN and "warning" in command:
             reply = {"warning": command["warning"], "linkquality": 120}
         elif self.spec.kind is DeviceKind.KEYPAD and "arm_mode" in command:

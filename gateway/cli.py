@@ -14,7 +14,13 @@ from pydantic import ValidationError
 from gateway.broker.config import render
 from gateway.db import migrate
 from gateway.demo import run_demo
-from gateway.runtime import StartupError, broker_config, serve_api, start_context
+from gateway.runtime import (
+    StartupError,
+    broker_config,
+    run_roles,
+    serve_api,
+    wait_for_signal,
+)
 from gateway.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -35,9 +41,9 @@ class Role(StrEnum):
     RECORDER = "recorder"
 
 
-AVAILABLE_ROLES = {Role.API}
-"""Roles this version can run; the others arrive with their issues (ingest,
-alarms, recorder) and are refused clearly until then rather than faked."""
+AVAILABLE_ROLES = {Role.API, Role.INGEST}
+"""Roles this version can run; the others (alarms, recorder) arrive with
+their issues and are refused clearly until then rather than faked."""
 
 
 def _settings() -> Settings:
@@ -71,7 +77,11 @@ def run(
     settings = _settings()
     try:
         with ExitStack() as stack:
-            serve_api(start_context(settings, stack))
+            ctx = run_roles(settings, {r.value for r in wanted}, stack)
+            if ctx is not None:
+                serve_api(ctx)
+            else:
+                wait_for_signal()
     except StartupError as exc:
         typer.echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -22,7 +22,7 @@ from devices.kinds import DeviceKind
 from devices.simulator import SimSpec, SimulatedDevice
 from gateway.context import AppContext
 from gateway.errors import NotFound
-from gateway.runtime import serve_api, start_context
+from gateway.runtime import run_roles, serve_api
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def _start_camera(stack: ExitStack) -> str | None:
 
 def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
-        ctx = start_context(settings, stack)
+        ctx = run_roles(settings, {"api", "ingest"}, stack)
+        assert ctx is not None
         specs = provision_demo_home(ctx)
         camera = _start_camera(stack)
         for spec in specs:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
+import threading
 from contextlib import ExitStack
 from types import FrameType
 
@@ -22,8 +24,9 @@ from gateway.context import AppContext
 from gateway.db import migrate
 from gateway.db.engine import Database
 from gateway.errors import BrokerUnavailable
+from gateway.ingest.worker import IngestConfig, IngestWorker
 from gateway.provisioning import Provisioner
-from gateway.secrets_store import resolve_secrets
+from gateway.secrets_store import GatewaySecrets, resolve_secrets
 from gateway.settings import BrokerMode, Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,72 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
     return AppContext(
         settings=settings, secrets=secrets, db=db, provisioner=provisioner, broker=broker
     )
+
+
+def _connect_only(settings: Settings, stack: ExitStack) -> tuple[GatewaySecrets, Database]:
+    """For processes without the api role: the broker is someone else's."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secrets = resolve_secrets(settings)
+    try:
+        wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
+    except BrokerError as exc:
+        raise StartupError(str(exc)) from exc
+    if settings.auto_migrate:
+        migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    stack.callback(db.dispose)
+    return secrets, db
+
+
+def ingest_config(settings: Settings, secrets: GatewaySecrets) -> IngestConfig:
+    return IngestConfig(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        username=settings.mqtt_username,
+        password=secrets.mqtt_password,
+        root=settings.mqtt_topic_root,
+        worker=settings.ingest_worker or socket.gethostname(),
+        session_expiry_s=settings.ingest_session_expiry_s,
+        receive_maximum=settings.ingest_receive_maximum,
+        batch_max=settings.ingest_batch_max,
+        linger_s=settings.ingest_linger_ms / 1000,
+    )
+
+
+def start_ingest(
+    settings: Settings, secrets: GatewaySecrets, db: Database, stack: ExitStack
+) -> IngestWorker:
+    worker = IngestWorker(ingest_config(settings, secrets), db)
+    worker.start()
+    stack.callback(worker.stop)
+    return worker
+
+
+def run_roles(settings: Settings, roles: set[str], stack: ExitStack) -> AppContext | None:
+    """Start the given roles; the api role also owns the embedded broker."""
+    ctx: AppContext | None = None
+    if "api" in roles:
+        ctx = start_context(settings, stack)
+        secrets, db = ctx.secrets, ctx.db
+    else:
+        secrets, db = _connect_only(settings, stack)
+    if "ingest" in roles:
+        start_ingest(settings, secrets, db, stack)
+    return ctx
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (for processes that serve no HTTP)."""
+    stopped = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stopped.wait(1.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:

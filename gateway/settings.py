@@ -45,7 +45,10 @@ def _config_file() -> Path | None:
 class Settings(BaseSettings):
     """Every knob of the gateway; see docs/operators.md for each one's meaning."""
 
-    model_config = SettingsConfigDict(env_prefix="MOYDOM_", extra="ignore")
+    # Errors name the setting but never echo its value: it may be a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="MOYDOM_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     var_dir: Path = Path("./var")
@@ -73,6 +76,12 @@ class Settings(BaseSettings):
     mosquitto_binary: str = "mosquitto"
     mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
     mosquitto_max_queued_messages: int = 200_000
+
+    ingest_worker: str = Field(default="", description="stable name of this ingest worker")
+    ingest_session_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
+    ingest_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    ingest_batch_max: int = Field(default=1000, ge=1)
+    ingest_linger_ms: int = Field(default=20, ge=0)
 
     login_window_s: int = Field(default=900, gt=0)
     login_max_failures_per_contract: int = Field(default=5, gt=0)

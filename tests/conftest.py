@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.context import AppContext
-from gateway.runtime import start_context
+from gateway.ingest.worker import IngestWorker
+from gateway.runtime import start_context, start_ingest
 from gateway.settings import Settings
 from tests.support import PostgresCluster, free_port
 
@@ -60,6 +61,7 @@ class Gateway:
 
     ctx: AppContext
     http: TestClient
+    stack: ExitStack
 
     @property
     def settings(self) -> Settings:
@@ -72,6 +74,13 @@ class Gateway:
     @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.ctx.secrets.admin_token}"}
+
+    def start_ingest(self, worker: str = "w1", **overrides: Any) -> IngestWorker:
+        """An ingest worker on this gateway's broker and database, ready to receive."""
+        settings = self.settings.model_copy(update={"ingest_worker": worker, **overrides})
+        w = start_ingest(settings, self.ctx.secrets, self.ctx.db, self.stack)
+        assert w.ready.wait(10), "ingest did not connect"
+        return w
 
     def service_credentials(self) -> tuple[str, str]:
         return self.settings.mqtt_username, self.ctx.secrets.mqtt_password
@@ -121,7 +130,7 @@ def gateway_factory(tmp_path: Path, db_url: str) -> Iterator[Any]:
             settings = make_settings(tmp_path, db_url, **overrides)
             ctx = start_context(settings, stack)
             http = stack.enter_context(TestClient(create_app(ctx)))
-            return Gateway(ctx, http)
+            return Gateway(ctx, http, stack)
 
         yield start
 

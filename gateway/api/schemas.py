@@ -18,13 +18,18 @@ DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 # Something printable, and no control characters (PostgreSQL refuses NUL).
 Address = Annotated[
-    str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$", max_length=500)
+    str,
+    StringConstraints(
+        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", max_length=500
+    ),
 ]
 # Not empty, not all blanks, and nothing that would break an MQTT topic or a
 # Zigbee2MQTT friendly name.
 DeviceName = Annotated[
     str,
-    StringConstraints(pattern=r"^[^/#+\x00-\x1f]*[^/#+\s][^/#+\x00-\x1f]*$", max_length=64),
+    StringConstraints(
+        pattern=r"^[^/#+\x00-\x1f\x7f]*[^/#+\s\x00-\x1f\x7f][^/#+\x00-\x1f\x7f]*$", max_length=64
+    ),
 ]
 RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[^\s]+$", max_length=2000)]
 
@@ -41,7 +46,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class ContractCreate(Request):

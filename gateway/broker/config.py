@@ -58,6 +58,8 @@ def render(cfg: BrokerConfig) -> str:
         "persistent_client_expiration 14d",
         f"max_queued_messages {cfg.max_queued_messages}",
         f"max_queued_bytes {cfg.max_queued_bytes}",
+        # A device message is small; a huge one is refused at the door.
+        "max_packet_size 1048576",
         f"log_dest file {cfg.log_path}",
         "log_type error",
         "log_type warning",

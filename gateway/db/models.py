@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -124,3 +137,70 @@ class LoginFailure(Base):
     client_address: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeviceHealth(Base):
+    """The latest health of a device, as its messages report it."""
+
+    __tablename__ = "device_health"
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    online: Mapped[bool | None] = mapped_column(nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    battery: Mapped[int | None] = mapped_column(nullable=True)
+    battery_low: Mapped[bool | None] = mapped_column(nullable=True)
+    voltage: Mapped[int | None] = mapped_column(nullable=True)
+    linkquality: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class Event(Base):
+    """One accepted device message. Ids grow with arrival: the keyset cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_contract_id", "contract_id", "id"),
+        Index("ix_events_device_id", "device_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    home_id: Mapped[int] = mapped_column(ForeignKey("homes.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IngestMarker(Base):
+    """A committed message whose acknowledgement the broker has not yet confirmed.
+
+    Keyed by the ingest session and the MQTT packet id the broker delivered it
+    under; a redelivery (DUP) with the same id and digest is the same message.
+    See docs/operators.md, "Exactly once".
+    """
+
+    __tablename__ = "ingest_markers"
+
+    session: Mapped[str] = mapped_column(String(64), primary_key=True)
+    packet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RejectedMessage(Base):
+    """A device message that could not be accepted, kept with its reason."""
+
+    __tablename__ = "rejected_messages"
+    __table_args__ = (Index("ix_rejected_received_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), nullable=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""Durable device ingest: MQTT messages into the database exactly once."""

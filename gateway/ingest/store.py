@@ -1,0 +1,209 @@
+"""One batch of received messages into the database, in one transaction.
+
+Pure database work, no MQTT: given what arrived, write the events, the
+rejected messages, the device health and the redelivery markers; return what
+to acknowledge. The worker owns the broker side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from devices.payloads import DeviceMessage, PayloadError, parse
+from prometheus_client import Counter
+from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from devices.topics import Channel
+from devices.topics import parse as parse_topic
+from gateway.db.models import DeviceHealth, Event, IngestMarker, RejectedMessage
+from gateway.ingest.directory import DeviceDirectory, DeviceRef
+
+MESSAGES = Counter("moydom_ingest_messages_total", "Device messages handled by ingest", ["result"])
+REJECTED = Counter("moydom_ingest_rejected_total", "Device messages stored aside", ["reason"])
+REJECTED_PAYLOAD_KEEP = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as the worker received it from the broker."""
+
+    topic: str
+    payload: bytes
+    packet_id: int
+    dup: bool
+    epoch: int
+    received_at: datetime
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.topic.encode() + b"\0" + self.payload).hexdigest()[:32]
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT … ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+
+
+def _health_row(device_id: int, msg: DeviceMessage, at: datetime, row: dict[str, Any]) -> None:
+    row["device_id"] = device_id
+    row["last_seen_at"] = at
+    if msg.online is not None:
+        row["online"] = msg.online
+    elif "online" not in row:
+        row["online"] = True  # it just spoke
+    for name, value in msg.health.model_dump().items():
+        if value is not None:
+            row[name] = value
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    detail: str
+    device_id: int | None = None
+
+    def row(self, item: Received) -> dict[str, Any]:
+        return {
+            "topic": item.topic[:1024],
+            "payload": item.payload[:REJECTED_PAYLOAD_KEEP],
+            "reason": self.reason,
+            # PostgreSQL text refuses NUL, and details quote the input.
+            "detail": self.detail[:1000].replace("\x00", "\\0"),
+            "device_id": self.device_id,
+            "received_at": item.received_at,
+        }
+
+
+class BatchStore:
+    """Writes batches for one ingest session (one worker's MQTT session)."""
+
+    def __init__(self, session_name: str, directory: DeviceDirectory, root: str) -> None:
+        self.session_name = session_name
+        self.directory = directory
+        self.root = root
+
+    def _classify(self, item: Received) -> tuple[DeviceRef, DeviceMessage] | Rejection | None:
+        """The device and parsed message, or why it is rejected (None: not ours)."""
+        where = parse_topic(self.root, item.topic)
+        if where is None:
+            return Rejection("bad_topic", "topic is outside the device layout")
+        if where.channel is Channel.SET:
+            return None  # the gateway's own commands to devices
+        device = self.directory.lookup(where.home, where.device)
+        if device is None:
+            return Rejection(
+                "unknown_device", f"no live device {where.device} in home {where.home}"
+            )
+        try:
+            return device, parse(device.kind, where.channel, item.payload)
+        except PayloadError as exc:
+            return Rejection(exc.reason, str(exc), device.id)
+
+    def reject_all(self, session: Session, items: list[Received], detail: str) -> None:
+        """Store items aside that the database refused to take as events."""
+        rows = [Rejection("store_error", detail).row(i) for i in items]
+        session.execute(insert(RejectedMessage), rows)
+        REJECTED.labels("store_error").inc(len(rows))
+
+    def _known_markers(self, session: Session, items: list[Received]) -> dict[int, str]:
+        ids = [i.packet_id for i in items if i.dup]
+        if not ids:
+            return {}
+        rows = session.execute(
+            select(IngestMarker.packet_id, IngestMarker.digest).where(
+                IngestMarker.session == self.session_name, IngestMarker.packet_id.in_(ids)
+            )
+        )
+        return {packet_id: digest for packet_id, digest in rows}
+
+    def write(
+        self,
+        session: Session,
+        items: list[Received],
+        confirmed: list[tuple[int, str]],
+        stale_before: datetime | None,
+        now: datetime,
+    ) -> BatchResult:
+        """Write a batch; ``confirmed`` markers (acks the broker has processed)
+        and markers older than ``stale_before`` are deleted in the same commit."""
+        result = BatchResult()
+        known = self._known_markers(session, items)
+        events: list[dict[str, Any]] = []
+        markers: dict[int, dict[str, Any]] = {}
+        rejected: list[dict[str, Any]] = []
+        health: dict[int, dict[str, Any]] = {}
+        for item in items:
+            digest = item.digest
+            if item.dup and known.get(item.packet_id) == digest:
+                result.duplicates += 1
+                continue
+            outcome = self._classify(item)
+            if outcome is None:
+                result.ignored += 1
+                continue
+            if isinstance(outcome, Rejection):
+                rejected.append(outcome.row(item))
+                REJECTED.labels(outcome.reason).inc()
+            else:
+                device, msg = outcome
+                events.append(
+                    {
+                        "contract_id": device.contract_id,
+                        "home_id": device.home_id,
+                        "device_id": device.id,
+                        "event": msg.event,
+                        "body": msg.body,
+                        "received_at": item.received_at,
+                    }
+                )
+                _health_row(device.id, msg, item.received_at, health.setdefault(device.id, {}))
+            markers[item.packet_id] = {
+                "session": self.session_name,
+                "packet_id": item.packet_id,
+                "digest": digest,
+                "written_at": now,
+            }
+        if confirmed:
+            session.execute(
+                delete(IngestMarker).where(
+                    IngestMarker.session == self.session_name,
+                    tuple_(IngestMarker.packet_id, IngestMarker.digest).in_(confirmed),
+                )
+            )
+        if stale_before is not None:
+            session.execute(
+                delete(IngestMarker).where(
+                    IngestMarker.session == self.session_name,
+                    IngestMarker.written_at < stale_before,
+                )
+            )
+        if events:
+            session.execute(insert(Event), events)
+        if rejected:
+            session.execute(insert(RejectedMessage), rejected)
+        _upsert(session, DeviceHealth, list(health.values()), ["device_id"])
+        _upsert(session, IngestMarker, list(markers.values()), ["session", "packet_id"])
+        result.stored, result.rejected = len(events), len(rejected)
+        MESSAGES.labels("stored").inc(result.stored)
+        MESSAGES.labels("rejected").inc(result.rejected)
+        MESSAGES.labels("duplicate").inc(result.duplicates)
+        return result
