@@ -235,7 +235,9 @@ class IngestWorker:
                 if len(items) <= 1:
                     log.exception("ingest: the database refused a message; storing it aside")
                     with self.db.transaction() as session:
-                        self.store.reject_all(session, items, str(getattr(exc, "orig", None) or exc)[:500])
+                        self.store.reject_all(
+                            session, items, str(getattr(exc, "orig", None) or exc)[:500]
+                        )
                     return
                 half = len(items) // 2
                 self._commit(items[:half], confirmed, stale_before)
