@@ -114,7 +114,7 @@ class IngestWorker:
     # --- network thread -----------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         props.ReceiveMaximum = self.cfg.receive_maximum
         self._writer.start()
@@ -148,7 +148,7 @@ class IngestWorker:
     def _probe(self, answer: _ProbeAnswered) -> None:
         with self._probe_lock:
             result, mid = self._client.unsubscribe(f"{self.cfg.root}/$probe")
-            if result == mqtt.MQTT_ERR_SUCCESS:
+            if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
                 self._probes[mid] = answer
 
     def _on_unsubscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
