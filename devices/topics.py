@@ -76,6 +76,14 @@ def parse(root: str, topic: str) -> ParsedTopic | None:
     return None
 
 
+def events_notice_topic(root: str) -> str:
+    """Where ingest announces committed events to API processes.
+
+    Two levels deep, so no device filter (``<root>/+/+/#``) ever matches it.
+    """
+    return f"{root}/_events"
+
+
 def all_devices_filter(root: str) -> str:
     """The subscription filter that covers every device topic."""
     return f"{root}/+/+/#"

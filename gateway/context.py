@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gateway.broker.embedded import EmbeddedBroker
 from gateway.db.engine import Database
+from gateway.live import EventHub
 from gateway.login import ThrottlePolicy
 from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets
@@ -21,6 +22,8 @@ class AppContext:
     provisioner: Provisioner
     broker: EmbeddedBroker | None = None
     """The supervised Mosquitto, when this process runs the embedded one."""
+    hub: EventHub | None = None
+    """Live fan-out of stored events to this process's WebSocket clients."""
 
     @property
     def throttle(self) -> ThrottlePolicy:

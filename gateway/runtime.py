@@ -25,6 +25,7 @@ from gateway.db import migrate
 from gateway.db.engine import Database
 from gateway.errors import BrokerUnavailable
 from gateway.ingest.worker import IngestConfig, IngestWorker
+from gateway.live import EventHub
 from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets, resolve_secrets
 from gateway.settings import BrokerMode, Settings
@@ -90,8 +91,18 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         provisioner.reconcile()
     except BrokerUnavailable as exc:
         raise StartupError(str(exc)) from exc
+    hub = EventHub(
+        db,
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        username=settings.mqtt_username,
+        password=secrets.mqtt_password,
+        root=settings.mqtt_topic_root,
+    )
+    hub.start()
+    stack.callback(hub.stop)
     return AppContext(
-        settings=settings, secrets=secrets, db=db, provisioner=provisioner, broker=broker
+        settings=settings, secrets=secrets, db=db, provisioner=provisioner, broker=broker, hub=hub
     )
 
 

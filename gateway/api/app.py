@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
-from gateway.api.routes import admin_contracts, admin_devices, auth, health, me
+from gateway.api.routes import admin_contracts, admin_devices, auth, events, health, me
 from gateway.context import AppContext
 from gateway.errors import MoydomError, Throttled
 
@@ -36,7 +36,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     api = APIRouter(prefix="/api/v1")
-    for module in (health, auth, me, admin_contracts, admin_devices):
+    for module in (health, auth, me, events, admin_contracts, admin_devices):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/metrics", make_asgi_app())

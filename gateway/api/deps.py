@@ -7,9 +7,10 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from gateway.api.schemas import DeviceIdPath
 from gateway.context import AppContext
@@ -24,8 +25,9 @@ class Unauthorized(MoydomError):
     status_code = 401
 
 
-def get_ctx(request: Request) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
+def get_ctx(conn: HTTPConnection) -> AppContext:
+    """For HTTP requests and WebSockets alike."""
+    ctx: AppContext = conn.app.state.ctx
     return ctx
 
 

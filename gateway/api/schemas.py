@@ -126,6 +126,21 @@ class SubscriberDevice(BaseModel):
     created_at: datetime
 
 
+class EventOut(BaseModel):
+    id: int
+    device: str
+    device_kind: str
+    home: str
+    event: str
+    body: dict[str, Any]
+    received_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next, older page")
+
+
 class LoginRequest(Request):
     contract: ContractNumber
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devices.payloads import DeviceMessage, PayloadError, parse
 from prometheus_client import Counter
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from devices.payloads import DeviceMessage, PayloadError, parse
 from devices.topics import Channel
 from devices.topics import parse as parse_topic
 from gateway.db.models import DeviceHealth, Event, IngestMarker, RejectedMessage
@@ -50,7 +50,8 @@ class BatchResult:
     rejected: int = 0
     duplicates: int = 0
     ignored: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
+    new_events: list[tuple[int, int]] = field(default_factory=list)
+    """(event id, contract id) of what this batch stored, for the live stream."""
 
 
 def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
@@ -197,7 +198,8 @@ class BatchStore:
                 )
             )
         if events:
-            session.execute(insert(Event), events)
+            rows = session.execute(insert(Event).returning(Event.id, Event.contract_id), events)
+            result.new_events = [(row.id, row.contract_id) for row in rows]
         if rejected:
             session.execute(insert(RejectedMessage), rejected)
         _upsert(session, DeviceHealth, list(health.values()), ["device_id"])

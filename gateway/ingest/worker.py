@@ -24,6 +24,7 @@ Exactly once, in short (docs/operators.md has the full argument):
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -40,7 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Histogram
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from devices.topics import all_devices_filter
+from devices.topics import all_devices_filter, events_notice_topic
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
@@ -226,6 +227,11 @@ class IngestWorker:
                     result = self.store.write(session, items, confirmed, stale_before, utcnow())
                 if result.duplicates:
                     log.info("ingest: %d redelivered messages recognised", result.duplicates)
+                if result.new_events:
+                    # Tell API processes what to stream; losing this notice
+                    # loses nothing stored (clients catch up with the cursor).
+                    notice = json.dumps({"events": result.new_events})
+                    self._client.publish(events_notice_topic(self.cfg.root), notice, qos=0)
                 return
             except OperationalError:
                 log.exception("ingest: database unavailable; retrying in %.1fs", backoff)

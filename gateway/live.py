@@ -1,0 +1,166 @@
+"""Live fan-out of stored events to WebSocket subscribers of one API process.
+
+Ingest workers announce each commit on ``<root>/_events`` (event and contract
+ids only). The hub listens there, loads the events of contracts that have
+subscribers, and hands each subscriber its own contract's events — the
+contract id comes from the database row, never from the notice's say-so
+alone, so a subscriber can only ever receive rows of its own contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import select
+
+from devices.topics import events_notice_topic
+from gateway.db.engine import Database
+from gateway.db.models import Device, Event, Home
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE = 1000
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event as the API shows it (see ``EventOut``)."""
+
+    id: int
+    contract_id: int
+    device: str
+    device_kind: str
+    home: str
+    event: str
+    body: dict[str, Any]
+    received_at: str
+
+
+class Subscription:
+    """A subscriber's queue; ``overflowed`` means it fell behind and must resync."""
+
+    def __init__(self, contract_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.contract_id = contract_id
+        self.loop = loop
+        self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.overflowed = False
+
+    def offer(self, event: LiveEvent) -> None:
+        """Called in the event loop's thread."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+def load_events(db: Database, ids: list[int], contract_ids: set[int]) -> list[LiveEvent]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Event, Device.uid, Device.kind, Home.uid)
+            .join(Device, Device.id == Event.device_id)
+            .join(Home, Home.id == Event.home_id)
+            .where(Event.id.in_(ids), Event.contract_id.in_(contract_ids))
+            .order_by(Event.id)
+        ).all()
+    return [
+        LiveEvent(
+            id=e.id,
+            contract_id=e.contract_id,
+            device=device_uid,
+            device_kind=kind,
+            home=home_uid,
+            event=e.event,
+            body=e.body,
+            received_at=e.received_at.isoformat(),
+        )
+        for e, device_uid, kind, home_uid in rows
+    ]
+
+
+class EventHub:
+    """One MQTT listener and one loader thread per API process."""
+
+    def __init__(
+        self, db: Database, *, host: str, port: int, username: str, password: str, root: str
+    ) -> None:
+        self.db = db
+        self._topic = events_notice_topic(root)
+        self._subs: dict[int, set[Subscription]] = {}
+        self._lock = threading.Lock()
+        self._notices: queue.Queue[list[list[int]] | None] = queue.Queue()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"moydom-live-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.username_pw_set(username, password)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 5)
+        self._host, self._port = host, port
+        self._loader = threading.Thread(target=self._load_loop, name="live-hub", daemon=True)
+
+    def start(self) -> None:
+        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        self._loader.start()
+
+    def stop(self) -> None:
+        self._notices.put(None)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._loader.join(5)
+
+    def subscribe(self, contract_id: int) -> Subscription:
+        sub = Subscription(contract_id, asyncio.get_running_loop())
+        with self._lock:
+            self._subs.setdefault(contract_id, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.contract_id, set())
+            subs.discard(sub)
+            if not subs:
+                self._subs.pop(sub.contract_id, None)
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        if not reason.is_failure:
+            client.subscribe(self._topic, qos=0)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            pairs = json.loads(msg.payload)["events"]
+        except (ValueError, KeyError, TypeError):
+            log.error("unreadable events notice")
+            return
+        self._notices.put(pairs)
+
+    def _load_loop(self) -> None:
+        while (pairs := self._notices.get()) is not None:
+            with self._lock:
+                wanted = {c for _, c in pairs if c in self._subs}
+            if not wanted:
+                continue
+            try:
+                events = load_events(self.db, [i for i, c in pairs if c in wanted], wanted)
+            except Exception:
+                log.exception("live hub: could not load events")
+                continue
+            for event in events:
+                with self._lock:
+                    targets = list(self._subs.get(event.contract_id, ()))
+                for sub in targets:
+                    sub.loop.call_soon_threadsafe(sub.offer, event)
