@@ -151,3 +151,56 @@ def test_gateway_commands_to_devices_are_not_events(gateway: Gateway, home: dict
     publish(gate, home["gate"]["topics"]["state"], {"event": "heartbeat"})
     wait_until(lambda: count(gateway, Event) == 1)
     assert count(gateway, RejectedMessage) == 0
+
+
+def test_operators_see_health_and_rejected_messages(gateway: Gateway, home: dict[str, Any]) -> None:
+    gateway.start_ingest()
+    keypad = device_connect(gateway.mqtt_port, home["keypad"])
+    publish(keypad, home["keypad"]["topics"]["availability"], {"state": "online"})
+    publish(keypad, home["keypad"]["topics"]["state"], {"battery": 55, "linkquality": 33})
+    # Malformed (action_transaction must be a number), and it carries a PIN.
+    publish(
+        keypad,
+        home["keypad"]["topics"]["state"],
+        b'{"action": "disarm", "action_code": "4321", "action_transaction": "x"}',
+    )
+    wait_until(lambda: count(gateway, RejectedMessage) == 1)
+    wait_until(lambda: count(gateway, Event) == 2)
+
+    devices = gateway.http.get("/api/v1/admin/contracts/3001/devices", headers=gateway.admin).json()
+    by_name = {d["name"]: d for d in devices}
+    assert by_name["keypad"]["health"]["online"] is True
+    assert by_name["keypad"]["health"]["battery"] == 55
+    assert by_name["keypad"]["health"]["last_seen_at"]
+    assert by_name["hall"]["health"] is None  # never reported
+
+    page = gateway.http.get("/api/v1/admin/rejected", headers=gateway.admin).json()
+    [rejected] = page["items"]
+    assert rejected["reason"] == "invalid" and rejected["device"] == home["keypad"]["id"]
+    assert (
+        "4321" not in rejected["payload_text"]
+        and '"action_code": "***"' in rejected["payload_text"]
+    )
+    assert gateway.http.get("/api/v1/admin/rejected").status_code == 401
+    user = gateway.login("3001")
+    assert gateway.http.get("/api/v1/admin/rejected", headers=user).status_code == 401
+
+
+def test_two_workers_share_the_load_and_either_may_die(
+    gateway: Gateway, home: dict[str, Any]
+) -> None:
+    first = gateway.start_ingest("w1")
+    second = gateway.start_ingest("w2")
+    motion = device_connect(gateway.mqtt_port, home["motion"])
+    for n in range(200):
+        publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
+    wait_until(lambda: count(gateway, Event) == 200)
+    assert first.stored > 0 and second.stored > 0, (first.stored, second.stored)
+    second.stop()
+    for n in range(200, 300):
+        publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
+    gateway.start_ingest("w2")  # its share, queued in its session, arrives now
+    wait_until(lambda: count(gateway, Event) == 300)
+    time.sleep(0.5)
+    with gateway.ctx.db.session() as s:
+        assert sorted(e.body["seq"] for e in s.scalars(select(Event))) == list(range(300))

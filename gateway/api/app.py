@@ -8,7 +8,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
-from gateway.api.routes import admin_contracts, admin_devices, auth, events, health, me
+from gateway.api.routes import (
+    admin_contracts,
+    admin_devices,
+    admin_ingest,
+    auth,
+    events,
+    health,
+    me,
+)
 from gateway.context import AppContext
 from gateway.errors import MoydomError, Throttled
 
@@ -36,7 +44,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     api = APIRouter(prefix="/api/v1")
-    for module in (health, auth, me, events, admin_contracts, admin_devices):
+    for module in (health, auth, me, events, admin_contracts, admin_devices, admin_ingest):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/metrics", make_asgi_app())

@@ -112,6 +112,7 @@ class DeviceOut(BaseModel):
     topics: TopicsOut
     rtsp_url: str | None
     created_at: datetime
+    health: HealthOut | None = Field(default=None, description="as last reported; null if never")
 
 
 class DeviceCreated(DeviceOut):
@@ -139,6 +140,30 @@ class EventOut(BaseModel):
 class EventPage(BaseModel):
     items: list[EventOut]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next, older page")
+
+
+class RejectedOut(BaseModel):
+    id: int
+    topic: str
+    device: str | None
+    reason: str
+    detail: str
+    payload_base64: str
+    payload_text: str = Field(description="the payload as UTF-8 with replacement characters")
+    received_at: datetime
+
+
+class RejectedPage(BaseModel):
+    items: list[RejectedOut]
+    next_cursor: str | None
+
+
+class HealthOut(BaseModel):
+    online: bool | None
+    last_seen_at: datetime | None
+    battery: int | None
+    battery_low: bool | None
+    linkquality: int | None
 
 
 class LoginRequest(Request):

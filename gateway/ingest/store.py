@@ -8,6 +8,7 @@ to acknowledge. The worker owns the broker side.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from gateway.ingest.directory import DeviceDirectory, DeviceRef
 MESSAGES = Counter("moydom_ingest_messages_total", "Device messages handled by ingest", ["result"])
 REJECTED = Counter("moydom_ingest_rejected_total", "Device messages stored aside", ["reason"])
 REJECTED_PAYLOAD_KEEP = 64 * 1024
+_ACTION_CODE = re.compile(rb'("action_code"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9]+)')
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class Rejection:
     def row(self, item: Received) -> dict[str, Any]:
         return {
             "topic": item.topic[:1024],
-            "payload": item.payload[:REJECTED_PAYLOAD_KEEP],
+            # A malformed keypad message may still carry the PIN someone typed.
+            "payload": _ACTION_CODE.sub(rb'\1"***"', item.payload[:REJECTED_PAYLOAD_KEEP]),
             "reason": self.reason,
             # PostgreSQL text refuses NUL, and details quote the input.
             "detail": self.detail[:1000].replace("\x00", "\\0"),

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from devices.kinds import DeviceKind, payload_format
 from devices.topics import DeviceTopics
-from gateway.api.deps import AdminDep, CtxDep
+from gateway.api.deps import AdminDep, CtxDep, SessionDep
 from gateway.api.schemas import (
     CameraCreate,
     DeviceCreate,
     DeviceCreated,
     DeviceIdPath,
     DeviceOut,
+    HealthOut,
     NumberPath,
     TopicsOut,
     errors,
 )
-from gateway.db.models import Device
+from gateway.db.models import Device, DeviceHealth
 from gateway.errors import NotFound
 
 router = APIRouter(
@@ -25,7 +28,9 @@ router = APIRouter(
 )
 
 
-def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
+def device_out(
+    device: Device, topics: DeviceTopics, health: DeviceHealth | None = None
+) -> DeviceOut:
     return DeviceOut(
         id=device.uid,
         kind=device.kind,
@@ -44,7 +49,23 @@ def device_out(device: Device, topics: DeviceTopics) -> DeviceOut:
         ),
         rtsp_url=device.rtsp_url,
         created_at=device.created_at,
+        health=HealthOut(
+            online=health.online,
+            last_seen_at=health.last_seen_at,
+            battery=health.battery,
+            battery_low=health.battery_low,
+            linkquality=health.linkquality,
+        )
+        if health is not None
+        else None,
     )
+
+
+def _with_health(session: Session, listed: list[tuple[Device, DeviceTopics]]) -> list[DeviceOut]:
+    ids = [d.id for d, _ in listed]
+    rows = session.scalars(select(DeviceHealth).where(DeviceHealth.device_id.in_(ids)))
+    health = {h.device_id: h for h in rows}
+    return [device_out(d, t, health.get(d.id)) for d, t in listed]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
@@ -61,15 +82,20 @@ def create_device(
 
 
 @router.get("", response_model=list[DeviceOut])
-def list_devices(number: NumberPath, ctx: CtxDep, _: AdminDep) -> list[DeviceOut]:
-    return [device_out(d, t) for d, t in ctx.provisioner.list_devices(number)]
+def list_devices(
+    number: NumberPath, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> list[DeviceOut]:
+    """The contract's live devices with their health (online, last seen, battery)."""
+    return _with_health(session, ctx.provisioner.list_devices(number))
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-def get_device(number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, _: AdminDep) -> DeviceOut:
-    for device, topics in ctx.provisioner.list_devices(number):
-        if device.uid == device_id:
-            return device_out(device, topics)
+def get_device(
+    number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> DeviceOut:
+    found = [(d, t) for d, t in ctx.provisioner.list_devices(number) if d.uid == device_id]
+    if found:
+        return _with_health(session, found)[0]
     raise NotFound(f"device {device_id} not found")
 
 
