@@ -128,11 +128,12 @@ def ingest_config(settings: Settings, secrets: GatewaySecrets) -> IngestConfig:
         username=settings.mqtt_username,
         password=secrets.mqtt_password,
         root=settings.mqtt_topic_root,
-        worker=settings.ingest_worker or socket.gethostname(),
+        worker=settings.ingest_worker or socket.gethostname().split(".")[0][:40],
         session_expiry_s=settings.ingest_session_expiry_s,
         receive_maximum=settings.ingest_receive_maximum,
         batch_max=settings.ingest_batch_max,
         linger_s=settings.ingest_linger_ms / 1000,
+        shared=settings.ingest_shared_subscription,
     )
 
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     secret_key: SecretStr | None = None
     access_token_ttl_s: int = Field(default=12 * 3600, gt=0)
+    stream_recheck_s: float = Field(default=30.0, gt=0)
+    """How often an open WebSocket re-checks its token and contract."""
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_broker: BrokerMode = BrokerMode.EMBEDDED
@@ -77,9 +79,16 @@ class Settings(BaseSettings):
     mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
     mosquitto_max_queued_messages: int = 200_000
 
-    ingest_worker: str = Field(default="", description="stable name of this ingest worker")
+    ingest_worker: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,40}$",
+        description="stable name of this ingest worker (default: the host name)",
+    )
     ingest_session_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
     ingest_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    ingest_shared_subscription: bool = False
+    """True when several ingest workers share the load (needs Mosquitto >= 2.0.12
+    to keep messages published while a worker is away across a broker restart)."""
     ingest_batch_max: int = Field(default=1000, ge=1)
     ingest_linger_ms: int = Field(default=20, ge=0)
 

@@ -198,15 +198,18 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
         )
         broker.start()
         stack.callback(broker.stop)
-        ingest.start()
         deadline = time.monotonic() + 10
         while not publisher.client.is_connected():
             assert time.monotonic() < deadline, "publisher did not reconnect"
             time.sleep(0.05)
+        # Load on the restarted broker while ingest is still away: the
+        # session's subscription must have survived the restart.
         stop.clear()
         loader = threading.Thread(target=load)
         loader.start()
-        time.sleep(2.0)
+        time.sleep(1.0)
+        ingest.start()
+        time.sleep(1.5)
         stop.set()
         loader.join()
         publisher.settle()
@@ -235,5 +238,6 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
     assert doubled == [], f"{len(doubled)} stored twice, e.g. {doubled[:10]}"
     assert lost == [], f"{len(lost)} lost, e.g. {lost[:10]}"
     assert len(acked) > 5000
-    # The kills landed between commit and acknowledgement: the dedupe path ran.
-    assert recognised > 0
+    # How many kills landed between a commit and its acknowledgement varies
+    # from run to run (often hundreds, sometimes none); that path is proven
+    # deterministically in test_ingest.py, here it is only reported.

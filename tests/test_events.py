@@ -142,3 +142,16 @@ def test_stream_with_expired_token_is_closed_4401(gateway_factory: Any) -> None:
     ):
         ws.receive_json()
     assert closed.value.code == 4401
+
+
+def test_open_stream_is_closed_when_the_contract_is_suspended(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(stream_recheck_s=0.3)
+    gw.create_contract("4104")
+    headers = gw.login("4104")
+    with (
+        gw.http.websocket_connect("/api/v1/stream", headers=headers) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        gw.http.post("/api/v1/admin/contracts/4104/suspend", headers=gw.admin)
+        ws.receive_json()
+    assert closed.value.code == 4401

@@ -189,8 +189,8 @@ def test_operators_see_health_and_rejected_messages(gateway: Gateway, home: dict
 def test_two_workers_share_the_load_and_either_may_die(
     gateway: Gateway, home: dict[str, Any]
 ) -> None:
-    first = gateway.start_ingest("w1")
-    second = gateway.start_ingest("w2")
+    first = gateway.start_ingest("w1", ingest_shared_subscription=True)
+    second = gateway.start_ingest("w2", ingest_shared_subscription=True)
     motion = device_connect(gateway.mqtt_port, home["motion"])
     for n in range(200):
         publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
@@ -199,8 +199,41 @@ def test_two_workers_share_the_load_and_either_may_die(
     second.stop()
     for n in range(200, 300):
         publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
-    gateway.start_ingest("w2")  # its share, queued in its session, arrives now
+    gateway.start_ingest("w2", ingest_shared_subscription=True)  # its queued share arrives now
     wait_until(lambda: count(gateway, Event) == 300)
     time.sleep(0.5)
     with gateway.ctx.db.session() as s:
         assert sorted(e.body["seq"] for e in s.scalars(select(Event))) == list(range(300))
+
+
+def test_redelivery_of_a_committed_message_is_not_stored_twice(
+    gateway: Gateway, home: dict[str, Any]
+) -> None:
+    """The crash this guards against: committed, then gone before the PUBACK."""
+    crashing = gateway.start_ingest("w1")
+    crashing._acknowledge = lambda items: None  # type: ignore[method-assign]
+    motion = device_connect(gateway.mqtt_port, home["motion"])
+    for n in range(20):
+        publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
+    wait_until(lambda: count(gateway, Event) == 20)
+    crashing.stop()  # session kept; 20 deliveries never acknowledged
+    successor = gateway.start_ingest("w1")
+    wait_until(lambda: successor.duplicates == 20)
+    publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": 20})
+    wait_until(lambda: count(gateway, Event) == 21)
+    time.sleep(0.3)
+    assert count(gateway, Event) == 21
+    wait_until(lambda: count(gateway, IngestMarker) == 0)  # confirmed and cleaned up
+
+
+def test_switching_between_shared_and_plain_never_doubles(
+    gateway: Gateway, home: dict[str, Any]
+) -> None:
+    gateway.start_ingest("w1", ingest_shared_subscription=True).stop()
+    gateway.start_ingest("w1", ingest_shared_subscription=False)  # same session, plain now
+    motion = device_connect(gateway.mqtt_port, home["motion"])
+    for n in range(10):
+        publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})
+    wait_until(lambda: count(gateway, Event) == 10)
+    time.sleep(0.5)
+    assert count(gateway, Event) == 10

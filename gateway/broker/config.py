@@ -58,6 +58,10 @@ def render(cfg: BrokerConfig) -> str:
         "persistent_client_expiration 14d",
         f"max_queued_messages {cfg.max_queued_messages}",
         f"max_queued_bytes {cfg.max_queued_bytes}",
+        # MQTT v5 clients set their own limit (Receive Maximum); this one
+        # applies to sessions restored from persistence before their client
+        # reconnects, where 2.0.11's default of 20 mishandles a larger backlog.
+        "max_inflight_messages 0",
         # A device message is small; a huge one is refused at the door.
         "max_packet_size 1048576",
         f"log_dest file {cfg.log_path}",

@@ -27,6 +27,7 @@ from gateway.ingest.directory import DeviceDirectory, DeviceRef
 MESSAGES = Counter("moydom_ingest_messages_total", "Device messages handled by ingest", ["result"])
 REJECTED = Counter("moydom_ingest_rejected_total", "Device messages stored aside", ["reason"])
 REJECTED_PAYLOAD_KEEP = 64 * 1024
+MARKER_CHUNK = 500
 _ACTION_CODE = re.compile(rb'("action_code"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9]+)')
 
 
@@ -186,11 +187,15 @@ class BatchStore:
                 "digest": digest,
                 "written_at": now,
             }
-        if confirmed:
+        # In chunks: one IN list of thousands of pairs is too deep for
+        # PostgreSQL's parser and too many variables for SQLite.
+        for start in range(0, len(confirmed), MARKER_CHUNK):
             session.execute(
                 delete(IngestMarker).where(
                     IngestMarker.session == self.session_name,
-                    tuple_(IngestMarker.packet_id, IngestMarker.digest).in_(confirmed),
+                    tuple_(IngestMarker.packet_id, IngestMarker.digest).in_(
+                        confirmed[start : start + MARKER_CHUNK]
+                    ),
                 )
             )
         if stale_before is not None:

@@ -3,9 +3,12 @@ acknowledged only after they are committed.
 
 Exactly once, in short (docs/operators.md has the full argument):
 
-- The session is persistent (clean start off, session expiry set) and joins a
-  shared subscription, so workers split the load and a dead worker's messages
-  wait for it in the broker.
+- The session is persistent (clean start off, session expiry set), so a dead
+  worker's messages wait for it in the broker. Several workers split the load
+  through a shared subscription (``ingest_shared_subscription``); one worker
+  uses a plain one, because Mosquitto before 2.0.12 (Debian 12 ships 2.0.11)
+  does not restore shared subscriptions of offline sessions after a broker
+  restart, and drops what is published until the worker is back.
 - A message is acknowledged (PUBACK) only after the transaction that stores it
   commits. A crash in between makes the broker redeliver it, with the DUP flag
   and the same packet id, when the session reconnects.
@@ -39,6 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Histogram
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from devices.topics import all_devices_filter, events_notice_topic
@@ -67,10 +71,22 @@ class IngestConfig:
     receive_maximum: int = 2000
     batch_max: int = 1000
     linger_s: float = 0.02
+    shared: bool = False
 
     @property
     def session_name(self) -> str:
         return f"moydom-ingest-{self.worker}"
+
+    @property
+    def subscription(self) -> str:
+        plain = all_devices_filter(self.root)
+        return f"$share/{SHARE_GROUP}/{plain}" if self.shared else plain
+
+    @property
+    def other_subscription(self) -> str:
+        """The form not in use, dropped at connect so a switch cannot double-deliver."""
+        plain = all_devices_filter(self.root)
+        return plain if self.shared else f"$share/{SHARE_GROUP}/{plain}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,7 @@ class IngestWorker:
         self._probe_lock = threading.Lock()
         self.ready = threading.Event()
         self.stored = 0
+        self.duplicates = 0
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.session_name,
@@ -132,7 +149,8 @@ class IngestWorker:
             return
         self._epoch += 1
         self._connected_at = utcnow()
-        client.subscribe(f"$share/{SHARE_GROUP}/{all_devices_filter(self.cfg.root)}", qos=1)
+        client.unsubscribe(self.cfg.other_subscription)
+        client.subscribe(self.cfg.subscription, qos=1)
         self._probe(
             _ProbeAnswered(self._epoch, connect_probe=True, connected_at=self._connected_at)
         )
@@ -198,57 +216,98 @@ class IngestWorker:
             batch = self._next_batch()
             if not batch:
                 continue
-            items = [b for b in batch if isinstance(b, Received)]
+            epoch = self._epoch
+            # Messages of a connection that has since dropped were never
+            # acknowledged: the broker sends them again (DUP) on this one.
+            # Storing the old copies too could put a message and its
+            # redelivery into one batch, before any marker exists.
+            items = [b for b in batch if isinstance(b, Received) and b.epoch == epoch]
             for answer in (b for b in batch if isinstance(b, _ProbeAnswered)):
                 confirmed.extend(answer.acked)
-                if answer.connect_probe and answer.epoch == self._epoch:
+                if answer.connect_probe and answer.epoch == epoch:
                     stale_before = answer.connected_at
                     self.ready.set()
-            self._commit(items, confirmed, stale_before)
+            try:
+                committed = self._commit(items, confirmed, stale_before)
+            except Exception:
+                # A bug, not the database: keep the writer alive. The batch is
+                # not acknowledged, so the broker redelivers it on reconnect.
+                log.exception("ingest: unexpected error writing a batch")
+                self._stop.wait(1.0)
+                continue
+            if not committed:
+                return  # stopping
             confirmed, stale_before = [], None
             BATCH_SIZE.observe(len(items))
             self.stored += len(items)
             self._acknowledge(items)
 
+    def _database_down(self, exc: SQLAlchemyError) -> bool:
+        """Is this the database's availability (wait) or the batch's content (split)?"""
+        if isinstance(exc, OperationalError) and "locked" in str(exc):
+            return True  # SQLite: another writer holds the lock
+        try:
+            with self.db.session() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return True
+        return False
+
     def _commit(
         self, items: list[Received], confirmed: list[tuple[int, str]], stale_before: datetime | None
-    ) -> None:
+    ) -> bool:
         """Commit the batch, however long the database takes to come back.
 
         Nothing is acknowledged meanwhile, and the broker sends no more than
         the receive maximum unacknowledged, so waiting costs bounded memory.
         A batch the database refuses for its content (not its availability)
-        is split, and the one message it refuses is stored aside.
+        is split, and the one message it refuses is stored aside. Returns
+        False only when the worker is stopping.
         """
         backoff = 0.2
-        while True:
+        while not self._stop.is_set():
             try:
                 with self.db.transaction() as session:
                     result = self.store.write(session, items, confirmed, stale_before, utcnow())
-                if result.duplicates:
-                    log.info("ingest: %d redelivered messages recognised", result.duplicates)
-                if result.new_events:
-                    # Tell API processes what to stream; losing this notice
-                    # loses nothing stored (clients catch up with the cursor).
-                    notice = json.dumps({"events": result.new_events})
-                    self._client.publish(events_notice_topic(self.cfg.root), notice, qos=0)
-                return
-            except OperationalError:
-                log.exception("ingest: database unavailable; retrying in %.1fs", backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
             except SQLAlchemyError as exc:
+                if self._database_down(exc):
+                    log.warning("ingest: database unavailable (%s); retry in %.1fs", exc, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
                 if len(items) <= 1:
-                    log.exception("ingest: the database refused a message; storing it aside")
-                    with self.db.transaction() as session:
-                        self.store.reject_all(
-                            session, items, str(getattr(exc, "orig", None) or exc)[:500]
-                        )
-                    return
+                    return self._store_aside(items, exc)
+                # Marker clean-up is deferred: the next connection's probe
+                # removes whatever is left.
                 half = len(items) // 2
-                self._commit(items[:half], confirmed, stale_before)
-                self._commit(items[half:], [], None)
-                return
+                return self._commit(items[:half], [], stale_before) and self._commit(
+                    items[half:], [], None
+                )
+            self.duplicates += result.duplicates
+            if result.duplicates:
+                log.info("ingest: %d redelivered messages recognised", result.duplicates)
+            if result.new_events:
+                # Tell API processes what to stream; losing this notice
+                # loses nothing stored (clients catch up with the cursor).
+                notice = json.dumps({"events": result.new_events})
+                self._client.publish(events_notice_topic(self.cfg.root), notice, qos=0)
+            return True
+        return False
+
+    def _store_aside(self, items: list[Received], exc: SQLAlchemyError) -> bool:
+        log.error("ingest: the database refused a message; storing it aside: %s", exc)
+        detail = str(getattr(exc, "orig", None) or exc)[:500]
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                with self.db.transaction() as session:
+                    self.store.reject_all(session, items, detail)
+                return True
+            except SQLAlchemyError:
+                log.exception("ingest: could not store aside either; retrying")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        return False
 
     def _acknowledge(self, items: list[Received]) -> None:
         epoch = self._epoch

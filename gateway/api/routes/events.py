@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,7 +23,6 @@ router = APIRouter(tags=["subscriber"], responses=errors(401))
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 WS_UNAUTHORIZED = 4401
 WS_FELL_BEHIND = 4408
-RECHECK_S = 30.0
 
 
 class BadCursor(MoydomError):
@@ -127,8 +127,8 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
 
     Authenticate with ``Authorization: Bearer …`` or ``?access_token=…``.
     Close codes: 4401 token missing, invalid, expired or contract suspended
-    (checked again every 30 s); 4408 the client fell too far behind — fetch
-    ``GET /events`` and reconnect.
+    (checked again every ``stream_recheck_s``, 30 s by default); 4408 the
+    client fell too far behind — fetch ``GET /events`` and reconnect.
     """
     await websocket.accept()
     token = _token(websocket)
@@ -138,22 +138,28 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
         return
     sub = ctx.hub.subscribe(principal.contract_id)
     receiver = asyncio.create_task(websocket.receive_text())
+    next_check = time.monotonic() + ctx.settings.stream_recheck_s
     try:
         while True:
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, receiver}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if receiver in done:
-                getter.cancel()
-                receiver.result()  # raises WebSocketDisconnect when the client left
-                receiver = asyncio.create_task(websocket.receive_text())
-                continue
-            if getter not in done:
-                getter.cancel()
+            if time.monotonic() >= next_check:
+                # However busy the stream, a token that expired or a contract
+                # suspended since the last check ends it.
                 if await asyncio.to_thread(_authenticate, ctx, token) is None:
                     await websocket.close(WS_UNAUTHORIZED, "token expired or contract suspended")
                     return
+                next_check = time.monotonic() + ctx.settings.stream_recheck_s
+            getter = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, receiver},
+                timeout=max(0.0, next_check - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if getter not in done:
+                getter.cancel()
+            if receiver in done:
+                receiver.result()  # raises WebSocketDisconnect when the client left
+                receiver = asyncio.create_task(websocket.receive_text())
+            if getter not in done:
                 continue
             if sub.overflowed:
                 await websocket.close(WS_FELL_BEHIND, "fell behind; resync with GET /events")
