@@ -8,7 +8,8 @@ database (PostgreSQL with fsync on, or a SQLite file):
 - moydom, 1 worker: ``moydom run --role ingest`` stores them, acknowledging
   each only after its commit; timed until ``events`` holds every one;
 - moydom, 2 workers: the same with two processes sharing the MQTT v5 shared
-  subscription.
+  subscription (``MOYDOM_INGEST_SHARED_SUBSCRIPTION=true``; one worker runs
+  with moydom's defaults).
 
 Publishers are M provisioned devices (paho, MQTT v5, each in its own process)
 publishing Zigbee2MQTT motion reports with a sequence number at QoS 1, with at
@@ -72,6 +73,7 @@ RAW_CLIENT_ID = "bench-raw"
 TARGET_RATIO = 0.5
 TARGET_RATE = 10_000
 STALL_S = 30.0
+SHARED_SETTING = "MOYDOM_INGEST_SHARED_SUBSCRIPTION"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -139,6 +141,7 @@ class PublishResult:
     acked: int
     refused: int
     cpu_s: float
+    connects: int
 
 
 def motion_report(seq: int) -> bytes:
@@ -173,11 +176,12 @@ def _publisher(
     slots = threading.BoundedSemaphore(INFLIGHT)
     connected = threading.Event()
     finished = threading.Event()
-    tally = {"acked": 0, "refused": 0}
+    tally = {"acked": 0, "refused": 0, "connects": 0}
     last = [0.0]
 
     def on_connect(_c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if not reason.is_failure:
+            tally["connects"] += 1
             connected.set()
 
     def on_publish(_c: Any, _u: Any, _mid: int, reason: ReasonCode, _p: Any) -> None:
@@ -209,7 +213,12 @@ def _publisher(
             (
                 "done",
                 PublishResult(
-                    first, last[0], tally["acked"], tally["refused"], time.process_time() - cpu0
+                    first,
+                    last[0],
+                    tally["acked"],
+                    tally["refused"],
+                    time.process_time() - cpu0,
+                    tally["connects"],
                 ),
             )
         )
@@ -398,6 +407,11 @@ def _summarise_publishers(results: list[PublishResult], expected: int) -> tuple[
     refused = sum(r.refused for r in results)
     if refused or acked != expected:
         raise RuntimeError(f"broker acknowledged {acked} of {expected} ({refused} refused)")
+    reconnects = sum(r.connects - 1 for r in results)
+    if reconnects:
+        # paho resends what was in flight: at least once, so the broker may
+        # hold some messages twice, and the counts below would not add up.
+        raise RuntimeError(f"publishers reconnected {reconnects} times during the run")
     return (
         min(r.first_publish for r in results),
         max(r.last_puback for r in results),
@@ -410,6 +424,7 @@ class Bench:
         self.n: int = args.messages
         self.m: int = args.publishers
         self.py_spy: str = args.py_spy
+        self.keep: bool = args.keep
         self.ingest_env = dict(e.split("=", 1) for e in args.ingest_env)
         self.stack = stack
         self.tmp = tmp
@@ -570,6 +585,10 @@ class Bench:
             MOYDOM_SECRET_KEY=SECRET_KEY,
             MOYDOM_AUTO_MIGRATE="false",
         )
+        if len(workers) > 1:
+            # Without it every worker has its own plain subscription and
+            # stores every message (moydom's default is one worker).
+            env[SHARED_SETTING] = "true"
         env.update(self.ingest_env)
         db = Database(db_url)
         self.stack.callback(db.dispose)
@@ -678,7 +697,10 @@ class Bench:
         for name in workers:
             self._purge_session(f"moydom-ingest-{name}")
         if not failure and (final != target or rejected):
-            raise RuntimeError(f"stored {final}, expected {target}; {rejected} rejected")
+            raise RuntimeError(
+                f"stored {final}, expected {target}; {rejected} rejected; "
+                f"{self._duplicates(db)}; logs in {self.tmp if self.keep else '(use --keep)'}"
+            )
         label = "1 worker" if len(workers) == 1 else f"{len(workers)} workers"
         return Phase(
             f"moydom {label}",
@@ -691,6 +713,19 @@ class Bench:
             sum(r.cpu_s for r in results),
             failure or f"stored {final - warm} (+{warm} warm-up), none doubled or rejected",
             failed=bool(failure),
+        )
+
+    def _duplicates(self, db: Database) -> str:
+        seq = "json_extract(body, '$.seq')" if db.is_sqlite else "body->>'seq'"
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    f"SELECT count(*), min(seq), max(seq), sum(n) FROM (SELECT {seq} AS seq, "
+                    "count(*) AS n FROM events GROUP BY 1 HAVING count(*) > 1) d"
+                )
+            ).one()
+        return (
+            f"{row[0]} sequence numbers stored more than once ({row[3]} rows, {row[1]}..{row[2]})"
         )
 
     def _purge_session(self, client_id: str) -> None:
@@ -831,7 +866,8 @@ def main() -> None:
         s = bench.settings
         print(
             f"ingest: receive_maximum {s.ingest_receive_maximum}, batch_max "
-            f"{s.ingest_batch_max}, linger {s.ingest_linger_ms} ms (defaults)"
+            f"{s.ingest_batch_max}, linger {s.ingest_linger_ms} ms (defaults); "
+            f"two workers with {SHARED_SETTING}=true"
             + "".join(f"; {k}={v}" for k, v in bench.ingest_env.items())
         )
         phases = [bench.raw()]

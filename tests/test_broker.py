@@ -27,8 +27,11 @@ def test_killed_broker_is_restarted_and_accounts_survive(gateway: Gateway) -> No
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        peer = device_connect(gateway.mqtt_port, dev, timeout=1)
-        if peer.connected.is_set():
+        try:
+            peer = device_connect(gateway.mqtt_port, dev, timeout=1)
+        except OSError:  # not listening yet
+            peer = None
+        if peer is not None and peer.connected.is_set():
             break
         time.sleep(0.2)
     else:

@@ -90,6 +90,7 @@ def test_history_filters(gateway: Gateway, two_homes: dict[str, Any]) -> None:
     [
         {"cursor": "!!"},
         {"cursor": "bm9wZQ"},
+        {"cursor": "9" * 19},
         {"limit": 0},
         {"limit": 501},
         {"since": "2026-01-01T00:00:00"},
