@@ -546,14 +546,13 @@ class Bench:
             raise RuntimeError(f"mosquitto_sub exited with {code}: {err.strip()}")
         results = fleet.collect()
         first, last, acked = _summarise_publishers(results, self.n)
-        lines = sum(1 for _ in out.open("rb"))
+        with out.open("rb") as printed:
+            lines = sum(1 for _ in printed)
         if lines != self.n + 1:
             raise RuntimeError(f"mosquitto_sub printed {lines} lines, expected {self.n + 1}")
         # Drop the persistent session, or the broker would keep a copy of every
         # later message for it.
-        mqtt_connect(
-            self.port, self.settings.mqtt_username, SERVICE_PASSWORD, RAW_CLIENT_ID
-        ).close()
+        self._purge_session(RAW_CLIENT_ID)
         cpu = {"consumer": exited["cpu"], **meter.used}
         return Phase(
             "raw mosquitto_sub",

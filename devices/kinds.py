@@ -15,12 +15,15 @@ class DeviceKind(StrEnum):
     INTERCOM = "intercom"
     GATE = "gate"
     CAMERA = "camera"
+    ZIGBEE_BRIDGE = "zigbee_bridge"
+    """A home's Zigbee2MQTT: one account that speaks for the home's Zigbee devices."""
 
 
 ZIGBEE2MQTT_KINDS = frozenset(
     {DeviceKind.MOTION, DeviceKind.LEAK, DeviceKind.CONTACT, DeviceKind.KEYPAD, DeviceKind.SIREN}
 )
-"""Kinds whose payloads are Zigbee2MQTT's JSON, as a stock bridge publishes it."""
+"""Kinds whose payloads are Zigbee2MQTT's JSON, as a stock bridge publishes it;
+a home's bridge account may speak for them."""
 
 NATIVE_KINDS = frozenset({DeviceKind.ALARM_PANEL, DeviceKind.INTERCOM, DeviceKind.GATE})
 """Kinds that speak moydom's own JSON schema (docs/devices.md)."""
@@ -39,4 +42,4 @@ COMMANDABLE_KINDS = frozenset(
 
 def payload_format(kind: DeviceKind) -> str:
     """``zigbee2mqtt`` or ``native`` (cameras report over MQTT in the native schema)."""
-    return "zigbee2mqtt" if kind in ZIGBEE2MQTT_KINDS else "native"
+    return "zigbee2mqtt" if kind in ZIGBEE2MQTT_KINDS | {DeviceKind.ZIGBEE_BRIDGE} else "native"

@@ -238,6 +238,8 @@ def parse(kind: DeviceKind, channel: Channel, payload: bytes) -> DeviceMessage:
             body={"event": body.pop("event"), **body},
             health=_health(native),
         )
+    if kind not in _MAIN_FIELD:
+        raise PayloadError("invalid", f"a {kind.value} reports on its bridge topics, not here")
     state = _validate(Zigbee2MqttState.model_validate, data)
     return DeviceMessage(
         event=_classify(kind, state),

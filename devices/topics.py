@@ -17,12 +17,16 @@ from enum import StrEnum
 
 AVAILABILITY = "availability"
 SET = "set"
+BRIDGE = "bridge"
+"""Zigbee2MQTT's own topics live under ``<base>/bridge/…``; no device may be called so."""
 
 
 class Channel(StrEnum):
     STATE = "state"
     AVAILABILITY = "availability"
     SET = "set"
+    BRIDGE = "bridge"
+    """A Zigbee2MQTT bridge's own topic; ``ParsedTopic.device`` holds the rest."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class DeviceTopics:
         return [self.set]
 
 
+def bridge_topics(root: str, home: str) -> tuple[str, str]:
+    """(filter of everything a Zigbee2MQTT bridge publishes about itself, its state topic)."""
+    base = f"{root}/{home}/{BRIDGE}"
+    return f"{base}/#", f"{base}/state"
+
+
 @dataclass(frozen=True)
 class ParsedTopic:
     home: str
@@ -69,6 +79,8 @@ def parse(root: str, topic: str) -> ParsedTopic | None:
     parts = topic.split("/")
     if len(parts) < 3 or parts[0] != root or not parts[1] or not parts[2]:
         return None
+    if parts[2] == BRIDGE:
+        return ParsedTopic(parts[1], "/".join(parts[3:]), Channel.BRIDGE)
     if len(parts) == 3:
         return ParsedTopic(parts[1], parts[2], Channel.STATE)
     if len(parts) == 4 and parts[3] in (AVAILABILITY, SET):

@@ -31,12 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from devices.kinds import DeviceKind
-from devices.topics import DeviceTopics
+from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
+from devices.topics import AVAILABILITY, BRIDGE, DeviceTopics, bridge_topics
 from gateway.broker.dynsec import (
     Acl,
     DynSecClient,
     DynSecError,
+    add_role_acl_cmd,
     create_client_cmd,
     create_role_cmd,
 )
@@ -72,6 +73,28 @@ def device_acls(topics: DeviceTopics) -> list[Acl]:
         Acl("publishClientSend", topics.availability),
         Acl("subscribePattern", topics.set),
     ]
+
+
+def speaks_for(base: str, device: Device) -> list[Acl]:
+    """What a home's Zigbee2MQTT bridge may publish for one Zigbee device: under
+    the device's id or its name, whichever is the friendly name in the bridge."""
+    return [
+        Acl("publishClientSend", topic)
+        for ident in dict.fromkeys((device.uid, device.name))
+        for topic in (f"{base}/{ident}", f"{base}/{ident}/{AVAILABILITY}")
+    ]
+
+
+def bridge_acls(root: str, home: Home, zigbee_devices: list[Device]) -> list[Acl]:
+    """A bridge publishes its own ``bridge/…`` topics and for the home's Zigbee
+    devices only — never as a gate, intercom or panel — and subscribes to the
+    home's base topic, as Zigbee2MQTT does (``<base>/#``)."""
+    own, _ = bridge_topics(root, home.uid)
+    base = f"{root}/{home.uid}"
+    acls = [Acl("publishClientSend", own), Acl("subscribePattern", f"{base}/#")]
+    for device in zigbee_devices:
+        acls += speaks_for(base, device)
+    return acls
 
 
 def service_acls(root: str) -> list[Acl]:
@@ -204,6 +227,11 @@ class Provisioner:
             ).first()
             if clash is not None:
                 raise Conflict(f"home {home.uid} already has a device named {name!r}")
+            if name == BRIDGE:
+                raise Conflict(f"{BRIDGE!r} is reserved for Zigbee2MQTT's own topics")
+            bridge = self._bridge_of(session, home.id)
+            if kind is DeviceKind.ZIGBEE_BRIDGE and bridge is not None:
+                raise Conflict(f"home {home.uid} already has a Zigbee2MQTT bridge")
             uid = secrets.token_hex(6)
             device = Device(
                 uid=uid,
@@ -224,10 +252,18 @@ class Provisioner:
             role = device_role(device.mqtt_username)
             # One round trip. The account is bound to its client id, so no
             # account can take over (and disconnect) another device's session.
+            acls = device_acls(topics)
+            if kind is DeviceKind.ZIGBEE_BRIDGE:
+                acls = bridge_acls(self.root, home, self._zigbee_devices(session, home.id))
             commands = [
-                create_role_cmd(role, device_acls(topics)),
+                create_role_cmd(role, acls),
                 create_client_cmd(device.mqtt_username, password, [role], device.mqtt_username),
             ]
+            if kind in ZIGBEE2MQTT_KINDS and bridge is not None:
+                commands += [
+                    add_role_acl_cmd(device_role(bridge.mqtt_username), acl)
+                    for acl in speaks_for(topics.base, device)
+                ]
             if not contract.active:
                 commands.append({"command": "disableClient", "username": device.mqtt_username})
             try:
@@ -238,6 +274,28 @@ class Provisioner:
                 self.dynsec.send("deleteRole", rolename=role)
                 raise
         return DeviceCredentials(device, password, topics)
+
+    @staticmethod
+    def _bridge_of(session: Session, home_id: int) -> Device | None:
+        return session.scalars(
+            select(Device).where(
+                Device.home_id == home_id,
+                Device.kind == DeviceKind.ZIGBEE_BRIDGE.value,
+                Device.deleted_at.is_(None),
+            )
+        ).first()
+
+    @staticmethod
+    def _zigbee_devices(session: Session, home_id: int) -> list[Device]:
+        return list(
+            session.scalars(
+                select(Device).where(
+                    Device.home_id == home_id,
+                    Device.kind.in_([k.value for k in ZIGBEE2MQTT_KINDS]),
+                    Device.deleted_at.is_(None),
+                )
+            )
+        )
 
     @staticmethod
     def _pick_home(contract: Contract, home_uid: str | None) -> Home:
@@ -266,6 +324,16 @@ class Provisioner:
             contract = self.get_contract(number, session)
             device = self.get_device(session, contract.id, device_uid)
             self._forget_account(device.mqtt_username, strict=True)
+            bridge = self._bridge_of(session, device.home_id)
+            if bridge is not None and DeviceKind(device.kind) in ZIGBEE2MQTT_KINDS:
+                # The bridge may no longer speak for it; "not found" is fine.
+                for acl in speaks_for(self.topics_for(device).base, device):
+                    self.dynsec.send(
+                        "removeRoleACL",
+                        rolename=device_role(bridge.mqtt_username),
+                        acltype=acl.acltype,
+                        topic=acl.topic,
+                    )
             device.deleted_at = utcnow()
 
     # --- broker helpers ---------------------------------------------------

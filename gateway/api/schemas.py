@@ -79,7 +79,17 @@ class _DeviceCreateBase(Request):
 
 
 class MqttDeviceCreate(_DeviceCreateBase):
-    kind: Literal["motion", "leak", "contact", "keypad", "siren", "alarm_panel", "intercom", "gate"]
+    kind: Literal[
+        "motion",
+        "leak",
+        "contact",
+        "keypad",
+        "siren",
+        "alarm_panel",
+        "intercom",
+        "gate",
+        "zigbee_bridge",
+    ]
 
 
 class CameraCreate(_DeviceCreateBase):

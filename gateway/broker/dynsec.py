@@ -50,6 +50,10 @@ def create_role_cmd(rolename: str, acls: list[Acl]) -> dict[str, Any]:
     return {"command": "createRole", "rolename": rolename, "acls": [a.as_json() for a in acls]}
 
 
+def add_role_acl_cmd(rolename: str, acl: Acl) -> dict[str, Any]:
+    return {"command": "addRoleACL", "rolename": rolename, **acl.as_json()}
+
+
 def create_client_cmd(
     username: str, password: str, roles: list[str], client_id: str | None = None
 ) -> dict[str, Any]:

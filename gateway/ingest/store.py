@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import delete, insert, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from devices.payloads import DeviceMessage, PayloadError, parse
-from devices.topics import Channel
+from devices.topics import BRIDGE, Channel
 from devices.topics import parse as parse_topic
-from gateway.db.models import DeviceHealth, Event, IngestMarker, RejectedMessage
+from gateway.db.models import DeviceHealth, IngestMarker, RejectedMessage
+from gateway.ingest import bulk
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
 
 MESSAGES = Counter("moydom_ingest_messages_total", "Device messages handled by ingest", ["result"])
 REJECTED = Counter("moydom_ingest_rejected_total", "Device messages stored aside", ["reason"])
 REJECTED_PAYLOAD_KEEP = 64 * 1024
-MARKER_CHUNK = 500
 _ACTION_CODE = re.compile(rb'("action_code"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9]+)')
 
 
@@ -55,16 +54,6 @@ class BatchResult:
     ignored: int = 0
     new_events: list[tuple[int, int]] = field(default_factory=list)
     """(event id, contract id) of what this batch stored, for the live stream."""
-
-
-def _upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT … ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(model)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
 
 
 def _health_row(device_id: int, msg: DeviceMessage, at: datetime, row: dict[str, Any]) -> None:
@@ -113,13 +102,20 @@ class BatchStore:
             return Rejection("bad_topic", "topic is outside the device layout")
         if where.channel is Channel.SET:
             return None  # the gateway's own commands to devices
+        channel = where.channel
+        if channel is Channel.BRIDGE:
+            if where.device != "state":
+                return None  # a bridge's logs, info, device lists: not events
+            # ``bridge/state`` is the bridge's availability (and last will).
+            where = replace(where, device=BRIDGE)
+            channel = Channel.AVAILABILITY
         device = self.directory.lookup(where.home, where.device)
         if device is None:
             return Rejection(
                 "unknown_device", f"no live device {where.device} in home {where.home}"
             )
         try:
-            return device, parse(device.kind, where.channel, item.payload)
+            return device, parse(device.kind, channel, item.payload)
         except PayloadError as exc:
             return Rejection(exc.reason, str(exc), device.id)
 
@@ -153,7 +149,7 @@ class BatchStore:
         result = BatchResult()
         known = self._known_markers(session, items)
         events: list[dict[str, Any]] = []
-        markers: dict[int, dict[str, Any]] = {}
+        markers: dict[int, str] = {}
         rejected: list[dict[str, Any]] = []
         health: dict[int, dict[str, Any]] = {}
         for item in items:
@@ -181,23 +177,8 @@ class BatchStore:
                     }
                 )
                 _health_row(device.id, msg, item.received_at, health.setdefault(device.id, {}))
-            markers[item.packet_id] = {
-                "session": self.session_name,
-                "packet_id": item.packet_id,
-                "digest": digest,
-                "written_at": now,
-            }
-        # In chunks: one IN list of thousands of pairs is too deep for
-        # PostgreSQL's parser and too many variables for SQLite.
-        for start in range(0, len(confirmed), MARKER_CHUNK):
-            session.execute(
-                delete(IngestMarker).where(
-                    IngestMarker.session == self.session_name,
-                    tuple_(IngestMarker.packet_id, IngestMarker.digest).in_(
-                        confirmed[start : start + MARKER_CHUNK]
-                    ),
-                )
-            )
+            markers[item.packet_id] = digest
+        bulk.delete_markers(session, self.session_name, confirmed)
         if stale_before is not None:
             session.execute(
                 delete(IngestMarker).where(
@@ -205,13 +186,11 @@ class BatchStore:
                     IngestMarker.written_at < stale_before,
                 )
             )
-        if events:
-            rows = session.execute(insert(Event).returning(Event.id, Event.contract_id), events)
-            result.new_events = [(row.id, row.contract_id) for row in rows]
+        result.new_events = bulk.insert_events(session, events)
         if rejected:
             session.execute(insert(RejectedMessage), rejected)
-        _upsert(session, DeviceHealth, list(health.values()), ["device_id"])
-        _upsert(session, IngestMarker, list(markers.values()), ["session", "packet_id"])
+        bulk.upsert(session, DeviceHealth, list(health.values()), ["device_id"])
+        bulk.upsert_markers(session, self.session_name, markers, now)
         result.stored, result.rejected = len(events), len(rejected)
         MESSAGES.labels("stored").inc(result.stored)
         MESSAGES.labels("rejected").inc(result.rejected)

@@ -106,7 +106,12 @@ class IngestWorker:
         self.cfg = cfg
         self.db = db
         self.store = BatchStore(cfg.session_name, DeviceDirectory(db), cfg.root)
-        self._inbox: queue.Queue[Received | _ProbeAnswered] = queue.Queue()
+        # Bounded: Mosquitto 2.0.11 sends far more than our Receive Maximum
+        # (15,000 outstanding were seen for 2,000). A full inbox blocks paho's
+        # network thread, and TCP back-pressure holds the rest in the broker.
+        self._inbox: queue.Queue[Received | _ProbeAnswered] = queue.Queue(
+            maxsize=cfg.receive_maximum
+        )
         self._stop = threading.Event()
         self._epoch = 0
         self._connected_at: datetime | None = None
@@ -275,10 +280,12 @@ class IngestWorker:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
+                if confirmed:
+                    # Rule out the clean-up first; leftover markers are removed
+                    # by the next connection's probe at the latest.
+                    return self._commit(items, [], stale_before)
                 if len(items) <= 1:
                     return self._store_aside(items, exc)
-                # Marker clean-up is deferred: the next connection's probe
-                # removes whatever is left.
                 half = len(items) // 2
                 return self._commit(items[:half], [], stale_before) and self._commit(
                     items[half:], [], None
