@@ -27,6 +27,7 @@ test-fast: system-deps venv
 
 bench: system-deps venv
 	$(BIN)/python -m bench.provision
+	$(BIN)/python -m bench.ingest --messages 50000
 
 lint: venv
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ import queue
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -43,7 +44,7 @@ class LiveEvent:
     home: str
     event: str
     body: dict[str, Any]
-    received_at: str
+    received_at: datetime
 
 
 class Subscription:
@@ -81,7 +82,7 @@ def load_events(db: Database, ids: list[int], contract_ids: set[int]) -> list[Li
             home=home_uid,
             event=e.event,
             body=e.body,
-            received_at=e.received_at.isoformat(),
+            received_at=e.received_at,
         )
         for e, device_uid, kind, home_uid in rows
     ]

@@ -64,15 +64,7 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         except BrokerError as exc:
             raise StartupError(str(exc)) from exc
         stack.callback(broker.stop)
-    else:
-        try:
-            wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
-        except BrokerError as exc:
-            raise StartupError(str(exc)) from exc
-    if settings.auto_migrate:
-        migrate.upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    stack.callback(db.dispose)
+    db = _open_database(settings, stack, wait_for_broker=broker is None)
     dynsec = DynSecClient(
         settings.mqtt_host,
         settings.mqtt_port,
@@ -106,19 +98,24 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
     )
 
 
-def _connect_only(settings: Settings, stack: ExitStack) -> tuple[GatewaySecrets, Database]:
-    """For processes without the api role: the broker is someone else's."""
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    secrets = resolve_secrets(settings)
-    try:
-        wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
-    except BrokerError as exc:
-        raise StartupError(str(exc)) from exc
+def _open_database(settings: Settings, stack: ExitStack, wait_for_broker: bool) -> Database:
+    """Wait for a broker someone else runs (if so), migrate, open the database."""
+    if wait_for_broker:
+        try:
+            wait_for_port(settings.mqtt_host, settings.mqtt_port, timeout=30)
+        except BrokerError as exc:
+            raise StartupError(str(exc)) from exc
     if settings.auto_migrate:
         migrate.upgrade(settings.database_url)
     db = Database(settings.database_url)
     stack.callback(db.dispose)
-    return secrets, db
+    return db
+
+
+def _connect_only(settings: Settings, stack: ExitStack) -> tuple[GatewaySecrets, Database]:
+    """For processes without the api role: the broker is someone else's."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return resolve_secrets(settings), _open_database(settings, stack, wait_for_broker=True)
 
 
 def ingest_config(settings: Settings, secrets: GatewaySecrets) -> IngestConfig:

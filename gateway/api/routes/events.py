@@ -157,16 +157,7 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
             if sub.overflowed:
                 await websocket.close(WS_FELL_BEHIND, "fell behind; resync with GET /events")
                 return
-            live = getter.result()
-            out = EventOut(
-                id=live.id,
-                device=live.device,
-                device_kind=live.device_kind,
-                home=live.home,
-                event=live.event,
-                body=live.body,
-                received_at=datetime.fromisoformat(live.received_at),
-            )
+            out = EventOut.model_validate(getter.result(), from_attributes=True)
             await websocket.send_json({"type": "event", "event": out.model_dump(mode="json")})
     except WebSocketDisconnect:
         pass
