@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_ROLE = "moydom-service"
 DEVICE_USER_PREFIX = "dev-"
-NAME_RE = re.compile(r"^[^/#+\x00-\x1f]{1,64}$")
+DEVICE_UID_RE = re.compile(r"[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,10 @@ class Provisioner:
                 raise Conflict(f"home {home.uid} already has a device named {name!r}")
             if name == BRIDGE:
                 raise Conflict(f"{BRIDGE!r} is reserved for Zigbee2MQTT's own topics")
+            if DEVICE_UID_RE.fullmatch(name):
+                # A name is also a topic level (the Zigbee2MQTT friendly name);
+                # one shaped like an id could stand for another device's topics.
+                raise Conflict("names shaped like device ids (12 hex digits) are reserved")
             bridge = self._bridge_of(session, home.id)
             if kind is DeviceKind.ZIGBEE_BRIDGE and bridge is not None:
                 raise Conflict(f"home {home.uid} already has a Zigbee2MQTT bridge")

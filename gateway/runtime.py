@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from types import FrameType
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from gateway.api.app import create_app
 from gateway.broker.config import BrokerConfig
@@ -151,6 +152,11 @@ def run_roles(settings: Settings, roles: set[str], stack: ExitStack) -> AppConte
         secrets, db = ctx.secrets, ctx.db
     else:
         secrets, db = _connect_only(settings, stack)
+        if settings.metrics_port:
+            # No HTTP API here, so Prometheus gets a listener of its own.
+            server, thread = start_http_server(settings.metrics_port, addr=settings.http_host)
+            stack.callback(thread.join, 5)
+            stack.callback(server.shutdown)
     if "ingest" in roles:
         start_ingest(settings, secrets, db, stack)
     return ctx

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where a process without the api role serves /metrics (the api serves its own)."""
 
     admin_token: SecretStr | None = None
     secret_key: SecretStr | None = None

@@ -94,7 +94,11 @@ def test_bridge_follows_devices_added_and_removed(gateway: Gateway, home: dict[s
 
 
 def test_one_bridge_per_home_and_the_reserved_name(gateway: Gateway, home: dict[str, Any]) -> None:
-    for body in ({"kind": "zigbee_bridge", "name": "second"}, {"kind": "motion", "name": "bridge"}):
+    for body in (
+        {"kind": "zigbee_bridge", "name": "second"},
+        {"kind": "motion", "name": "bridge"},
+        {"kind": "motion", "name": home["gate"]["id"]},  # would let the bridge speak as the gate
+    ):
         r = gateway.http.post(
             "/api/v1/admin/contracts/6101/devices", json=body, headers=gateway.admin
         )

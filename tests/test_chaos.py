@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -150,6 +151,7 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
             MOYDOM_MQTT_ADMIN_PASSWORD=ADMIN_PASSWORD,
             MOYDOM_AUTO_MIGRATE="false",
             MOYDOM_INGEST_WORKER="chaos",
+            MOYDOM_METRICS_PORT=str(metrics_port := free_port()),
         )
         ingest = Ingest(env, tmp_path)
         stack.callback(ingest.stop)
@@ -225,6 +227,9 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
         seqs = stored()
         with db.session() as s:
             rejected = list(s.scalars(select(RejectedMessage.reason)))
+        # An ingest-only process exports its own metrics.
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert 'moydom_ingest_messages_total{result="stored"}' in metrics
     recognised = ingest.redeliveries_recognised()
     counts = Counter(seqs)
     doubled = sorted(seq for seq, n in counts.items() if n > 1)
