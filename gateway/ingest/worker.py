@@ -120,6 +120,8 @@ class IngestWorker:
         self.ready = threading.Event()
         self.stored = 0
         self.duplicates = 0
+        self._cleanup_retry: list[tuple[int, str]] = []
+        self._cleanup_retried = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.session_name,
@@ -243,6 +245,10 @@ class IngestWorker:
             if not committed:
                 return  # stopping
             confirmed, stale_before = [], None
+            if self._cleanup_retry and not self._cleanup_retried:
+                confirmed, self._cleanup_retried = list(self._cleanup_retry), True
+            else:
+                self._cleanup_retry, self._cleanup_retried = [], False
             BATCH_SIZE.observe(len(items))
             self.stored += len(items)
             self._acknowledge(items)
@@ -281,8 +287,11 @@ class IngestWorker:
                     backoff = min(backoff * 2, 10.0)
                     continue
                 if confirmed:
-                    # Rule out the clean-up first; leftover markers are removed
-                    # by the next connection's probe at the latest.
+                    # Rule out the clean-up first, and try it once more with
+                    # the next batch; what still fails is removed by the next
+                    # connection's probe.
+                    if not self._cleanup_retry:
+                        self._cleanup_retry = list(confirmed)
                     return self._commit(items, [], stale_before)
                 if len(items) <= 1:
                     return self._store_aside(items, exc)
