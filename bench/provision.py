@@ -25,8 +25,8 @@ import uvicorn
 
 from devices.topics import DeviceTopics
 from gateway.api.app import create_app
+from gateway.broker.acls import device_acls, device_role
 from gateway.broker.dynsec import create_client_cmd, create_role_cmd
-from gateway.provisioning import device_acls, device_role
 from gateway.runtime import start_context
 from gateway.settings import Settings
 from tests.support import free_port

@@ -32,9 +32,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
-from devices.topics import AVAILABILITY, BRIDGE, DeviceTopics, bridge_topics
+from devices.topics import BRIDGE, DeviceTopics
+from gateway.broker.acls import (
+    SERVICE_ROLE,
+    bridge_acls,
+    device_acls,
+    device_role,
+    service_acls,
+    speaks_for,
+)
 from gateway.broker.dynsec import (
-    Acl,
     DynSecClient,
     DynSecError,
     add_role_acl_cmd,
@@ -48,7 +55,6 @@ from gateway.passwords import hash_password
 
 log = logging.getLogger(__name__)
 
-SERVICE_ROLE = "moydom-service"
 DEVICE_USER_PREFIX = "dev-"
 DEVICE_UID_RE = re.compile(r"[0-9a-f]{12}")
 
@@ -60,53 +66,6 @@ class DeviceCredentials:
     device: Device
     password: str
     topics: DeviceTopics
-
-
-def device_role(username: str) -> str:
-    return f"role-{username}"
-
-
-def device_acls(topics: DeviceTopics) -> list[Acl]:
-    """A device may publish only to its own topics and subscribe only to its commands."""
-    return [
-        Acl("publishClientSend", topics.state),
-        Acl("publishClientSend", topics.availability),
-        Acl("subscribePattern", topics.set),
-    ]
-
-
-def speaks_for(base: str, device: Device) -> list[Acl]:
-    """What a home's Zigbee2MQTT bridge may publish for one Zigbee device: under
-    the device's id or its name, whichever is the friendly name in the bridge."""
-    return [
-        Acl("publishClientSend", topic)
-        for ident in dict.fromkeys((device.uid, device.name))
-        for topic in (f"{base}/{ident}", f"{base}/{ident}/{AVAILABILITY}")
-    ]
-
-
-def bridge_acls(root: str, home: Home, zigbee_devices: list[Device]) -> list[Acl]:
-    """A bridge publishes its own ``bridge/…`` topics and for the home's Zigbee
-    devices only — never as a gate, intercom or panel — and subscribes to the
-    home's base topic, as Zigbee2MQTT does (``<base>/#``)."""
-    own, _ = bridge_topics(root, home.uid)
-    base = f"{root}/{home.uid}"
-    acls = [Acl("publishClientSend", own), Acl("subscribePattern", f"{base}/#")]
-    for device in zigbee_devices:
-        acls += speaks_for(base, device)
-    return acls
-
-
-def service_acls(root: str) -> list[Acl]:
-    """The gateway's own bus account: everything under the topic root."""
-    everything = f"{root}/#"
-    return [
-        Acl("publishClientSend", everything),
-        Acl("publishClientReceive", everything),
-        Acl("subscribePattern", everything),
-        Acl("subscribePattern", f"$share/+/{everything}"),
-        Acl("unsubscribePattern", "#"),
-    ]
 
 
 class Provisioner:
