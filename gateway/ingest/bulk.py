@@ -3,7 +3,7 @@
 On PostgreSQL each is one statement over arrays (``unnest``): one plan,
 prepared once, whatever the batch size — instead of SQL text with thousands
 of placeholders that psycopg re-parses per batch and the server plans anew
-(the profile in bench/ingest.py showed that as the largest cost). SQLite
+(the profile taken with bench/ingest showed that as the largest cost). SQLite
 gets the portable forms, in chunks that stay under its variable limit.
 """
 
