@@ -169,7 +169,8 @@ class IngestWorker:
 
     def _on_disconnect(self, *_args: Any) -> None:
         self.ready.clear()
-        log.warning("ingest %s disconnected; paho reconnects", self.cfg.session_name)
+        if not self._stop.is_set():
+            log.warning("ingest %s disconnected; paho reconnects", self.cfg.session_name)
 
     def _probe(self, answer: _ProbeAnswered) -> None:
         with self._probe_lock:
