@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 
 from devices.topics import events_notice_topic
+from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Event, Home
 
@@ -64,28 +64,33 @@ class Subscription:
             self.overflowed = True
 
 
+def event_view() -> Select[Event, str, str, str]:
+    """Events with their device's id and kind and their home's id, as shown."""
+    return (
+        select(Event, Device.uid, Device.kind, Home.uid)
+        .join(Device, Device.id == Event.device_id)
+        .join(Home, Home.id == Event.home_id)
+    )
+
+
+def shown(row: Row[Event, str, str, str]) -> LiveEvent:
+    event, device_uid, kind, home_uid = row
+    return LiveEvent(
+        id=event.id,
+        contract_id=event.contract_id,
+        device=device_uid,
+        device_kind=kind,
+        home=home_uid,
+        event=event.event,
+        body=event.body,
+        received_at=event.received_at,
+    )
+
+
 def load_events(db: Database, ids: list[int], contract_ids: set[int]) -> list[LiveEvent]:
+    query = event_view().where(Event.id.in_(ids), Event.contract_id.in_(contract_ids))
     with db.session() as session:
-        rows = session.execute(
-            select(Event, Device.uid, Device.kind, Home.uid)
-            .join(Device, Device.id == Event.device_id)
-            .join(Home, Home.id == Event.home_id)
-            .where(Event.id.in_(ids), Event.contract_id.in_(contract_ids))
-            .order_by(Event.id)
-        ).all()
-    return [
-        LiveEvent(
-            id=e.id,
-            contract_id=e.contract_id,
-            device=device_uid,
-            device_kind=kind,
-            home=home_uid,
-            event=e.event,
-            body=e.body,
-            received_at=e.received_at,
-        )
-        for e, device_uid, kind, home_uid in rows
-    ]
+        return [shown(row) for row in session.execute(query.order_by(Event.id))]
 
 
 class EventHub:
@@ -99,15 +104,9 @@ class EventHub:
         self._subs: dict[int, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._notices: queue.Queue[list[list[int]] | None] = queue.Queue()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"moydom-live-{secrets.token_hex(4)}",
-            protocol=mqtt.MQTTv5,
-        )
-        self._client.username_pw_set(username, password)
+        self._client = new_client(f"moydom-live-{secrets.token_hex(4)}", username, password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(1, 5)
         self._host, self._port = host, port
         self._loader = threading.Thread(target=self._load_loop, name="live-hub", daemon=True)
 

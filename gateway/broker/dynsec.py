@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.broker.client import new_client
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,10 @@ class DynSecClient:
         self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"moydom-dynsec-{secrets.token_hex(4)}",
-            protocol=mqtt.MQTTv5,
-        )
-        self._client.username_pw_set(username, password)
+        self._client = new_client(f"moydom-dynsec-{secrets.token_hex(4)}", username, password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self._client.reconnect_delay_set(1, 5)
         self._host, self._port = host, port
 
     def connect(self) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from prometheus_client import Counter
@@ -41,8 +42,9 @@ class Received:
     epoch: int
     received_at: datetime
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """Computed once: the writer and the acknowledgement both need it."""
         return hashlib.sha256(self.topic.encode() + b"\0" + self.payload).hexdigest()[:32]
 
 

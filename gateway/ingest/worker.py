@@ -37,7 +37,6 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -46,6 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from devices.topics import all_devices_filter, events_notice_topic
+from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
@@ -122,18 +122,11 @@ class IngestWorker:
         self.duplicates = 0
         self._cleanup_retry: list[tuple[int, str]] = []
         self._cleanup_retried = False
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.session_name,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        self._client.username_pw_set(cfg.username, cfg.password)
+        self._client = new_client(cfg.session_name, cfg.username, cfg.password, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_disconnect = self._on_disconnect
-        self._client.reconnect_delay_set(1, 5)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
 
     # --- network thread -----------------------------------------------------

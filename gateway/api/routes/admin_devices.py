@@ -21,7 +21,6 @@ from gateway.api.schemas import (
     errors,
 )
 from gateway.db.models import Device, DeviceHealth
-from gateway.errors import NotFound
 
 router = APIRouter(
     prefix="/admin/contracts/{number}/devices", tags=["admin"], responses=errors(401, 404, 409, 503)
@@ -93,10 +92,9 @@ def list_devices(
 def get_device(
     number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, session: SessionDep, _: AdminDep
 ) -> DeviceOut:
-    found = [(d, t) for d, t in ctx.provisioner.list_devices(number) if d.uid == device_id]
-    if found:
-        return _with_health(session, found)[0]
-    raise NotFound(f"device {device_id} not found")
+    contract = ctx.provisioner.get_contract(number, session)
+    device = ctx.provisioner.get_device(session, contract.id, device_id)
+    return _with_health(session, [(device, ctx.provisioner.topics_for(device))])[0]
 
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
-from sqlalchemy import select
 
 from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep, principal_from_token
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
 from gateway.db.models import Device, Event, Home
 from gateway.errors import MoydomError
+from gateway.live import event_view, shown
 from gateway.tokens import Principal
 
 router = APIRouter(tags=["subscriber"], responses=errors(401))
@@ -60,9 +60,7 @@ def list_events(
 ) -> EventPage:
     """The caller's events, newest first; pass ``next_cursor`` back for older ones."""
     query = (
-        select(Event, Device.uid, Device.kind, Home.uid)
-        .join(Device, Device.id == Event.device_id)
-        .join(Home, Home.id == Event.home_id)
+        event_view()
         .where(Event.contract_id == principal.contract_id)
         .order_by(Event.id.desc())
         .limit(limit + 1)
@@ -80,18 +78,7 @@ def list_events(
     if (end := _aware("until", until)) is not None:
         query = query.where(Event.received_at < end)
     rows = session.execute(query).all()
-    items = [
-        EventOut(
-            id=e.id,
-            device=device_uid,
-            device_kind=kind,
-            home=home_uid,
-            event=e.event,
-            body=e.body,
-            received_at=e.received_at,
-        )
-        for e, device_uid, kind, home_uid in rows[:limit]
-    ]
+    items = [EventOut.model_validate(shown(row), from_attributes=True) for row in rows[:limit]]
     more = len(rows) > limit
     return EventPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
