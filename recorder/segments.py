@@ -1,0 +1,235 @@
+"""Cutting a camera's packets into fragmented MP4 segments, remuxed, never decoded.
+
+A segment starts on a video keyframe and is closed at the first keyframe
+after ``segment_s`` seconds of video (so it is one GOP long if the camera's
+GOP is longer). Each file is a fragmented MP4 (empty ``moov``, then
+``moof``+``mdat`` pairs of at most ``fragment_s`` seconds, flushed to the OS
+as written): a kill -9 leaves the open file readable up to its last complete
+fragment, which the start-up scan salvages. Timestamps are rebased to 0 in
+every segment; a segment's start is the wall-clock UTC time its first packet
+arrived, its end that plus the video's own duration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import av
+from av.container import OutputContainer
+from av.stream import Stream
+
+from recorder.archive import salvage
+from recorder.layout import SegmentInfo, finalize, make_dirs, part_path
+
+log = logging.getLogger(__name__)
+
+#: Audio codecs the MP4 muxer takes as they are; others (G.711 from most IP
+#: cameras) would need transcoding, which the recording path never does.
+MP4_AUDIO = frozenset({"aac", "mp3", "opus", "alac", "flac"})
+#: A jump in the camera's timestamps larger than this starts a new segment.
+MAX_DTS_JUMP_S = 10.0
+
+SegmentCallback = Callable[[SegmentInfo], None]
+MotionQuery = Callable[[datetime, datetime], bool]
+
+
+def _no_motion(_start: datetime, _end: datetime) -> bool:
+    return False
+
+
+@dataclass
+class _Open:
+    """The segment being written: its file, streams and timestamp bookkeeping."""
+
+    path: Path
+    start: datetime
+    container: OutputContainer
+    streams: dict[int, Stream]
+    origin_s: float
+    last_dts: dict[int, int] = field(default_factory=dict)
+    video_end_s: float = 0.0
+
+
+class SegmentWriter:
+    """Writes one camera's segments; one instance per camera, used from one thread.
+
+    ``begin`` is called for each new connection with its streams, ``write``
+    for each packet (the packet is consumed: its timestamps are rebased),
+    ``end`` when the connection ends or the recorder stops. Each closed
+    segment is passed to ``on_segment`` after it is final on disk.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        archive_dir: Path,
+        on_segment: SegmentCallback,
+        *,
+        segment_s: float = 10.0,
+        fragment_s: float = 1.0,
+        motion_between: MotionQuery = _no_motion,
+    ) -> None:
+        self.camera = camera
+        self.archive_dir = archive_dir
+        self.on_segment = on_segment
+        self.segment_s = segment_s
+        self.fragment_s = fragment_s
+        self.motion_between = motion_between
+        self._video: av.VideoStream | None = None
+        self._audio: av.AudioStream | None = None
+        self._open: _Open | None = None
+
+    def begin(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
+        """Take the streams of a new connection; the next keyframe opens a segment."""
+        self.end()
+        self._video = video
+        self._audio = audio if audio is not None and audio.codec_context.name in MP4_AUDIO else None
+        if audio is not None and self._audio is None:
+            log.info(
+                "%s: not recording %s audio (MP4 takes it only transcoded)",
+                self.camera,
+                audio.codec_context.name,
+            )
+
+    def write(self, packet: av.Packet[Stream], wall: datetime) -> None:
+        """Mux one packet into the open segment, cutting on keyframes."""
+        video = self._video
+        if video is None or packet.dts is None:
+            return
+        is_video = packet.stream_index == video.index
+        if not is_video and (self._audio is None or packet.stream_index != self._audio.index):
+            return
+        seg = self._open
+        if is_video and seg is not None:
+            last = seg.last_dts.get(packet.stream_index)
+            jumped = last is not None and (
+                packet.dts < last or float((packet.dts - last) * packet.time_base) > MAX_DTS_JUMP_S
+            )
+            if jumped:
+                log.warning("%s: camera timestamps jumped; starting a new segment", self.camera)
+                self._close()
+                seg = None
+            elif packet.is_keyframe and self._length(seg, packet) >= self.segment_s:
+                self._close()
+                seg = None
+        if seg is None:
+            if not (is_video and packet.is_keyframe):
+                return
+            seg = self._open = self._start(packet, wall)
+        self._mux(seg, packet, is_video)
+
+    def end(self) -> None:
+        """Close the open segment, if any (disconnect or stop)."""
+        if self._open is not None:
+            self._close()
+
+    @staticmethod
+    def _length(seg: _Open, packet: av.Packet[Stream]) -> float:
+        assert packet.dts is not None
+        return float(packet.dts * packet.time_base) - seg.origin_s
+
+    def _start(self, packet: av.Packet[Stream], wall: datetime) -> _Open:
+        assert self._video is not None and packet.dts is not None
+        path = part_path(self.archive_dir, self.camera, wall)
+        while path.exists():  # two starts within a millisecond: keep both
+            wall += timedelta(milliseconds=1)
+            path = part_path(self.archive_dir, self.camera, wall)
+        make_dirs(path.parent)
+        container = av.open(
+            str(path),
+            "w",
+            format="mp4",
+            options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "frag_duration": str(round(self.fragment_s * 1_000_000)),
+                "flush_packets": "1",
+            },
+        )
+        streams: dict[int, Stream] = {
+            self._video.index: container.add_stream_from_template(self._video)
+        }
+        if self._audio is not None:
+            streams[self._audio.index] = container.add_stream_from_template(self._audio)
+        origin = float(packet.dts * packet.time_base)
+        return _Open(path, wall, container, streams, origin)
+
+    def _mux(self, seg: _Open, packet: av.Packet[Stream], is_video: bool) -> None:
+        assert packet.dts is not None
+        index = packet.stream_index
+        last = seg.last_dts.get(index)
+        if last is not None and packet.dts <= last:
+            return  # the muxer refuses non-increasing timestamps; the frame is a duplicate
+        origin = round(seg.origin_s / packet.time_base)
+        if packet.dts < origin:
+            return  # audio from before the segment's first keyframe
+        seg.last_dts[index] = packet.dts
+        if is_video:
+            duration = packet.duration or 0
+            seg.video_end_s = float((packet.dts + duration) * packet.time_base) - seg.origin_s
+        packet.dts -= origin
+        if packet.pts is not None:
+            packet.pts -= origin
+        packet.stream = seg.streams[index]
+        try:
+            seg.container.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            log.error("%s: writing %s failed (%s); closing it", self.camera, seg.path, exc)
+            self._abandon(seg)
+
+    def _close(self) -> None:
+        seg = self._open
+        assert seg is not None
+        self._open = None
+        try:
+            seg.container.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.error("%s: closing %s failed (%s)", self.camera, seg.path, exc)
+            self._salvage(seg)
+            return
+        end = seg.start + timedelta(seconds=seg.video_end_s)
+        motion = self.motion_between(seg.start, end)
+        try:
+            info = finalize(
+                seg.path,
+                self.camera,
+                seg.start,
+                duration=seg.video_end_s,
+                motion=motion,
+                keyframe=True,
+            )
+        except OSError:
+            log.exception(
+                "%s: cannot finalize %s; the next start-up scan will", self.camera, seg.path
+            )
+            return
+        self._publish(info)
+
+    def _abandon(self, seg: _Open) -> None:
+        """After a write error (disk full, I/O): keep what reached the disk, as a crash would."""
+        self._open = None
+        try:
+            seg.container.close()
+        except (av.FFmpegError, OSError):
+            log.debug("%s: closing a failed segment failed too", self.camera, exc_info=True)
+        self._salvage(seg)
+
+    def _salvage(self, seg: _Open) -> None:
+        try:
+            info = salvage(self.camera, seg.path)
+        except OSError:
+            log.exception(
+                "%s: cannot salvage %s; the next start-up scan will", self.camera, seg.path
+            )
+            return
+        if info is not None:
+            self._publish(info)
+
+    def _publish(self, info: SegmentInfo) -> None:
+        try:
+            self.on_segment(info)
+        except Exception:
+            log.exception("%s: on_segment failed for %s", self.camera, info.path)
