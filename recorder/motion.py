@@ -43,7 +43,7 @@ class MotionConfig:
     """
 
     threshold: int = 30
-    contour_area: int = 10
+    contour_area: int = 30
     frame_height: int = 100
     mask: tuple[Polygon, ...] = ()
     background_s: float = 20.0
@@ -84,7 +84,7 @@ class MotionDetector:
         self._last = at
         delta = cv2.absdiff(frame, cv2.convertScaleAbs(self._avg))
         _, changed = cv2.threshold(delta, self.config.threshold, 255, cv2.THRESH_BINARY)
-        changed = cv2.dilate(changed, _KERNEL, iterations=2)
+        changed = cv2.dilate(changed, _KERNEL)
         contours, _ = cv2.findContours(changed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         areas = [cv2.contourArea(c) for c in contours]
         if sum(areas) > self.config.lightning_fraction * frame.size:

@@ -1,0 +1,161 @@
+"""RTSP cameras for the recorder's tests and benchmark: GStreamer mounts from launch lines.
+
+``devices/testcamera.py`` serves one ball pattern; the recorder needs other
+scenes (a still picture with sensor noise, a moving ball over it, audio, a
+stream fed from outside), so this server takes any number of mounts, each a
+``gst-launch`` description ending in ``rtph264pay name=pay0``:
+
+    /usr/bin/python3 tests/rtsp.py --port 8554 --mount '/cam=( videotestsrc ... )'
+
+It runs under Debian's ``/usr/bin/python3`` (only it has ``gi``); the test
+side starts it with :class:`RtspServer`. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+VIDEO_CAPS = "video/x-raw,width={w},height={h},framerate={fps}/1"
+
+
+def encode(width: int, height: int, fps: int, kbps: int = 600) -> str:
+    """Raw video in, RTP H.264 (constrained baseline, a keyframe per second) out."""
+    return (
+        f"videoconvert ! {VIDEO_CAPS.format(w=width, h=height, fps=fps)},format=I420 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps} "
+        "! video/x-h264,profile=constrained-baseline ! h264parse "
+        "! rtph264pay name=pay0 pt=96 config-interval=1"
+    )
+
+
+def scene(width: int, height: int, fps: int, *, noise: float = 0.15, ball: bool = False) -> str:
+    """A still test card with per-pixel noise (a camera sensor at night), optionally with a
+    ball sweeping across it: the motion tests' two scenes."""
+    caps = VIDEO_CAPS.format(w=width, h=height, fps=fps)
+    layers = [
+        f"videotestsrc is-live=true pattern=smpte ! {caps} ! mix.",
+        f"videotestsrc is-live=true pattern=snow ! {caps} ! mix.",
+    ]
+    if ball:
+        layers.append(
+            "videotestsrc is-live=true pattern=ball motion=sweep background-color=0x00000000 "
+            f"foreground-color=0xffffffff ! {caps},format=BGRA ! mix."
+        )
+    return (
+        f"( compositor name=mix sink_1::alpha={noise} ! {encode(width, height, fps)} "
+        + " ".join(layers)
+        + " )"
+    )
+
+
+def with_audio(video: str) -> str:
+    """A mount's launch line with an AAC sine tone added as a second stream (pay1)."""
+    audio = (
+        "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=16000,channels=1 "
+        "! avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+    )
+    return f"{video.rstrip(' )')} {audio} )"
+
+
+def udp_h264(port: int) -> str:
+    """A mount re-serving H.264 that an outside encoder sends as RTP to ``port``.
+
+    The outside encoder (``ffmpeg ... -f rtp rtp://127.0.0.1:PORT``) must put
+    SPS/PPS in the stream itself (x264 does without a global header).
+    """
+    caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96"
+    return (
+        f'( udpsrc address=127.0.0.1 port={port} buffer-size=4194304 caps="{caps}" '
+        "! rtpjitterbuffer latency=50 ! rtph264depay ! h264parse "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+
+
+class RtspServer:
+    """The server as a child process; ``stop``/``start`` again on the same port."""
+
+    def __init__(self, port: int, mounts: dict[str, str]) -> None:
+        self.port = port
+        self.mounts = mounts
+        self.process: subprocess.Popen[str] | None = None
+
+    def url(self, path: str) -> str:
+        return f"rtsp://127.0.0.1:{self.port}{path}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        args = [SYSTEM_PYTHON, str(Path(__file__)), "--port", str(self.port)]
+        for path, launch in self.mounts.items():
+            args += ["--mount", f"{path}={launch}"]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.strip() == "ready":
+                return
+            if not line and self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"RTSP server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        """Kill the server: to a camera's readers this is the camera vanishing."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.process = None
+
+    def __enter__(self) -> RtspServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mount", action="append", default=[], metavar="PATH=LAUNCH")
+    args = parser.parse_args(argv)
+
+    import gi  # noqa: PLC0415 - only Debian's python3 has it; see the module docstring
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtspServer  # noqa: PLC0415
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    for mount in args.mount:
+        path, launch = mount.split("=", 1)
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch)
+        factory.set_shared(True)
+        server.get_mount_points().add_factory(path, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print("ready", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
