@@ -41,9 +41,9 @@ class Role(StrEnum):
     RECORDER = "recorder"
 
 
-AVAILABLE_ROLES = {Role.API, Role.INGEST}
-"""Roles this version can run; the others (alarms, recorder) arrive with
-their issues and are refused clearly until then rather than faked."""
+AVAILABLE_ROLES = {Role.API, Role.INGEST, Role.ALARMS}
+"""Roles this version can run; the recorder arrives with its issue and is
+refused clearly until then rather than faked."""
 
 
 def _settings() -> Settings:

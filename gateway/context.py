@@ -11,6 +11,7 @@ from gateway.live import EventHub
 from gateway.login import ThrottlePolicy
 from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets
+from gateway.security.panel import SecurityService, security_service
 from gateway.settings import Settings
 
 
@@ -24,6 +25,10 @@ class AppContext:
     """The supervised Mosquitto, when this process runs the embedded one."""
     hub: EventHub | None = None
     """Live fan-out of stored events to this process's WebSocket clients."""
+
+    @property
+    def security(self) -> SecurityService:
+        return security_service(self.settings)
 
     @property
     def throttle(self) -> ThrottlePolicy:

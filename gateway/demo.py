@@ -116,7 +116,7 @@ def _start_camera(stack: ExitStack) -> str | None:
 
 def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
-        ctx = run_roles(settings, {"api", "ingest"}, stack)
+        ctx = run_roles(settings, {"api", "ingest", "alarms"}, stack)
         assert ctx is not None
         specs = provision_demo_home(ctx)
         camera = _start_camera(stack)

@@ -42,3 +42,9 @@ class BrokerUnavailable(MoydomError):
     """The broker did not apply an account change; nothing was changed here either."""
 
     status_code = 503
+
+
+class Invalid(MoydomError):
+    """Well-formed but not acceptable (a 422 decided by the core, not by the schema)."""
+
+    status_code = 422

@@ -1,10 +1,12 @@
-"""Live fan-out of stored events to WebSocket subscribers of one API process.
+"""Live fan-out of stored events, alerts and dispatch cases to the WebSocket
+subscribers of one API process.
 
-Ingest workers announce each commit on ``<root>/_events`` (event and contract
-ids only). The hub listens there, loads the events of contracts that have
-subscribers, and hands each subscriber its own contract's events — the
-contract id comes from the database row, never from the notice's say-so
-alone, so a subscriber can only ever receive rows of its own contract.
+Whoever commits (ingest workers, the alarms role, API processes) announces it
+on ``<root>/_events`` (ids only). The hub listens there, loads the events and
+alerts of contracts that have subscribers, and hands each subscriber its own
+contract's rows — the contract id comes from the database row, never from the
+notice's say-so alone, so a subscriber can only ever receive rows of its own
+contract. Cases go to dispatchers' subscriptions.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Row, Select, select
 
 from devices.topics import events_notice_topic
+from gateway.api.security_schemas import AlertOut, CaseOut
 from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Event, Home
+from gateway.security.effects import Changes
+from gateway.security.views import load_alerts, load_cases
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE = 1000
+DISPATCH = 0
+"""The subscription key of dispatchers (no contract has id 0)."""
 
 
 @dataclass(frozen=True)
@@ -47,16 +54,20 @@ class LiveEvent:
     received_at: datetime
 
 
+Live = LiveEvent | AlertOut | CaseOut
+
+
 class Subscription:
-    """A subscriber's queue; ``overflowed`` means it fell behind and must resync."""
+    """A subscriber's queue; ``overflowed`` means it fell behind and must resync.
+    ``contract_id`` :data:`DISPATCH` is a dispatcher's (cases of every contract)."""
 
     def __init__(self, contract_id: int, loop: asyncio.AbstractEventLoop) -> None:
         self.contract_id = contract_id
         self.loop = loop
-        self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[Live] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.overflowed = False
 
-    def offer(self, event: LiveEvent) -> None:
+    def offer(self, event: Live) -> None:
         """Called in the event loop's thread."""
         try:
             self.queue.put_nowait(event)
@@ -103,7 +114,7 @@ class EventHub:
         self._topic = events_notice_topic(root)
         self._subs: dict[int, set[Subscription]] = {}
         self._lock = threading.Lock()
-        self._notices: queue.Queue[list[list[int]] | None] = queue.Queue()
+        self._notices: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._client = new_client(f"moydom-live-{secrets.token_hex(4)}", username, password)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -120,6 +131,11 @@ class EventHub:
         self._client.disconnect()
         self._client.loop_stop()
         self._loader.join(5)
+
+    def announce(self, changes: Changes) -> None:
+        """Tell every API process (this one included) what the caller committed."""
+        if changes.alerts or changes.cases or changes.outbox:
+            self._client.publish(self._topic, json.dumps(changes.notice()), qos=0)
 
     def subscribe(self, contract_id: int) -> Subscription:
         sub = Subscription(contract_id, asyncio.get_running_loop())
@@ -142,25 +158,41 @@ class EventHub:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            pairs = json.loads(msg.payload)["events"]
-        except (ValueError, KeyError, TypeError):
+            notice = json.loads(msg.payload)
+            if not isinstance(notice, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError):
             log.error("unreadable events notice")
             return
-        self._notices.put(pairs)
+        self._notices.put(notice)
 
     def _load_loop(self) -> None:
-        while (pairs := self._notices.get()) is not None:
-            with self._lock:
-                wanted = {c for _, c in pairs if c in self._subs}
-            if not wanted:
-                continue
+        while (notice := self._notices.get()) is not None:
             try:
-                events = load_events(self.db, [i for i, c in pairs if c in wanted], wanted)
+                self._deliver(notice)
             except Exception:
-                log.exception("live hub: could not load events")
-                continue
-            for event in events:
-                with self._lock:
-                    targets = list(self._subs.get(event.contract_id, ()))
-                for sub in targets:
-                    sub.loop.call_soon_threadsafe(sub.offer, event)
+                log.exception("live hub: could not load what a notice announced")
+
+    def _deliver(self, notice: dict[str, Any]) -> None:
+        events: list[list[int]] = notice.get("events", [])
+        alerts: list[list[int]] = notice.get("alerts", [])
+        cases: list[int] = notice.get("cases", [])
+        with self._lock:
+            wanted = {c for _, c in events + alerts if c in self._subs}
+            dispatch = bool(cases) and DISPATCH in self._subs
+        found: list[tuple[int, Live]] = []
+        if wanted:
+            found += [
+                (e.contract_id, e)
+                for e in load_events(self.db, [i for i, c in events if c in wanted], wanted)
+            ]
+            with self.db.session() as session:
+                found += load_alerts(session, [i for i, c in alerts if c in wanted], wanted)
+        if dispatch:
+            with self.db.session() as session:
+                found += [(DISPATCH, case) for case in load_cases(session, cases)]
+        for contract_id, item in found:
+            with self._lock:
+                targets = list(self._subs.get(contract_id, ()))
+            for sub in targets:
+                sub.loop.call_soon_threadsafe(sub.offer, item)

@@ -50,32 +50,25 @@ def _retry_after(
     return max(1, math.ceil((oldest_that_blocks + window - now).total_seconds()))
 
 
-def _record(db: Database, number: str, address: str, reason: str, now: datetime) -> None:
+def record_failure(db: Database, key: str, address: str, reason: str, now: datetime) -> None:
+    """``key`` is what was logged in as: a contract number, or ``dispatcher:<login>``."""
     with db.transaction() as session:
         session.add(
             LoginFailure(
-                contract_number=number[:64], client_address=address[:64], reason=reason, at=now
+                contract_number=key[:64], client_address=address[:64], reason=reason, at=now
             )
         )
 
 
-def authenticate(
-    db: Database,
-    policy: ThrottlePolicy,
-    *,
-    number: str,
-    password: str,
-    address: str,
-    now: datetime,
-) -> Principal:
-    """Check a contract's password, or raise; record every failure."""
+def guard(db: Database, policy: ThrottlePolicy, *, key: str, address: str, now: datetime) -> None:
+    """Raise ``Throttled`` (and record it) when ``key`` or ``address`` failed too often."""
     window = timedelta(seconds=policy.window_s)
     with db.session() as session:
         waits = [
             _retry_after(
                 session,
                 column="contract_number",
-                value=number,
+                value=key,
                 limit=policy.max_per_contract,
                 window=window,
                 now=now,
@@ -89,19 +82,33 @@ def authenticate(
                 now=now,
             ),
         ]
-        blocked = [w for w in waits if w is not None]
-        if blocked:
-            _record(db, number, address, "throttled", now)
-            raise Throttled("too many failed logins; try again later", max(blocked))
+    blocked = [w for w in waits if w is not None]
+    if blocked:
+        record_failure(db, key, address, "throttled", now)
+        raise Throttled("too many failed logins; try again later", max(blocked))
+
+
+def authenticate(
+    db: Database,
+    policy: ThrottlePolicy,
+    *,
+    number: str,
+    password: str,
+    address: str,
+    now: datetime,
+) -> Principal:
+    """Check a contract's password, or raise; record every failure."""
+    guard(db, policy, key=number, address=address, now=now)
+    with db.session() as session:
         contract = session.scalars(select(Contract).where(Contract.number == number)).first()
     if contract is None:
         burn_verify(password)
-        _record(db, number, address, "unknown_contract", now)
+        record_failure(db, number, address, "unknown_contract", now)
         raise InvalidCredentials("wrong contract number or password")
     if not verify_password(contract.password_hash, password):
-        _record(db, number, address, "bad_password", now)
+        record_failure(db, number, address, "bad_password", now)
         raise InvalidCredentials("wrong contract number or password")
     if not contract.active:
-        _record(db, number, address, "suspended", now)
+        record_failure(db, number, address, "suspended", now)
         raise Forbidden("contract is suspended")
     return Principal(contract_id=contract.id, contract_number=contract.number)

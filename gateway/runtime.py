@@ -29,6 +29,8 @@ from gateway.ingest.worker import IngestConfig, IngestWorker
 from gateway.live import EventHub
 from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets, resolve_secrets
+from gateway.security.panel import security_service
+from gateway.security.role import AlarmsRole
 from gateway.settings import BrokerMode, Settings
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def ingest_config(settings: Settings, secrets: GatewaySecrets) -> IngestConfig:
 def start_ingest(
     settings: Settings, secrets: GatewaySecrets, db: Database, stack: ExitStack
 ) -> IngestWorker:
-    worker = IngestWorker(ingest_config(settings, secrets), db)
+    worker = IngestWorker(ingest_config(settings, secrets), db, security_service(settings))
     worker.start()
     stack.callback(worker.stop)
     return worker
@@ -159,7 +161,18 @@ def run_roles(settings: Settings, roles: set[str], stack: ExitStack) -> AppConte
             stack.callback(server.shutdown)
     if "ingest" in roles:
         start_ingest(settings, secrets, db, stack)
+    if "alarms" in roles:
+        start_alarms(settings, secrets, db, stack)
     return ctx
+
+
+def start_alarms(
+    settings: Settings, secrets: GatewaySecrets, db: Database, stack: ExitStack
+) -> AlarmsRole:
+    role = AlarmsRole(settings, db, secrets.mqtt_password)
+    role.start()
+    stack.callback(role.stop)
+    return role
 
 
 def wait_for_signal() -> None:

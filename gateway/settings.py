@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -93,6 +93,36 @@ class Settings(BaseSettings):
     to keep messages published while a worker is away across a broker restart)."""
     ingest_batch_max: int = Field(default=1000, ge=1)
     ingest_linger_ms: int = Field(default=20, ge=0)
+
+    alarms_poll_s: float = Field(default=1.0, gt=0)
+    """How often the alarms role looks for due deadlines, cases and outbox rows
+    when no notice woke it earlier."""
+    dispatch_ack_timeout_s: float = Field(default=60.0, gt=0)
+    """A case no dispatcher acknowledged within this is sent again, and again."""
+    outbox_max_attempts: int = Field(default=20, ge=1)
+    """E-mail and SMS give up after this many tries (alarms to the central
+    station never give up)."""
+
+    central_station_host: str | None = None
+    central_station_port: int = Field(default=12000, ge=1, le=65535)
+    central_station_account: str = Field(default="", pattern=r"^[0-9A-Fa-f]{0,16}$")
+    """Default Contact ID account; a panel's own ``account`` wins."""
+    central_station_key: SecretStr | None = None
+    central_station_key_encoding: Literal["ascii", "hex"] = "ascii"
+    """How the key is written: its characters are the AES key (``ascii``, as
+    pysiaalarm and most receivers take it) or hex digits of the key bytes."""
+    central_station_receiver: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,6}$")
+    central_station_line: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,6}$")
+    central_station_ack_timeout_s: float = Field(default=5.0, gt=0)
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "moydom@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    sms_url: str | None = None
+    sms_api_key: SecretStr | None = None
 
     login_window_s: int = Field(default=900, gt=0)
     login_max_failures_per_contract: int = Field(default=5, gt=0)

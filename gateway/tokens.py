@@ -21,11 +21,20 @@ class TokenError(Exception):
     """The token is missing, malformed, expired or not ours."""
 
 
+OWNER = "owner"
+DISPATCHER = "dispatcher"
+
+
 @dataclass(frozen=True)
 class Principal:
+    """For ``role == "dispatcher"`` the subject is a dispatcher account:
+    ``contract_id`` holds the dispatcher's id and ``contract_number`` is
+    ``dispatcher:<login>`` (a string no contract number can equal). Every
+    dependency checks the role before it trusts the id."""
+
     contract_id: int
     contract_number: str
-    role: str = "owner"
+    role: str = OWNER
 
 
 def issue(principal: Principal, key: str, ttl_s: int, now: datetime) -> str:

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from gateway.api.app import create_app
 from gateway.context import AppContext
 from gateway.ingest.worker import IngestWorker
-from gateway.runtime import start_context, start_ingest
+from gateway.runtime import start_alarms, start_context, start_ingest
+from gateway.security.role import AlarmsRole
 from gateway.settings import Settings
 from tests.support import PostgresCluster, free_port
 
@@ -81,6 +82,13 @@ class Gateway:
         w = start_ingest(settings, self.ctx.secrets, self.ctx.db, self.stack)
         assert w.ready.wait(10), "ingest did not connect"
         return w
+
+    def start_alarms(self, **overrides: Any) -> AlarmsRole:
+        """The alarms role (deadlines, case re-sends, the outbox) on this gateway."""
+        settings = self.settings.model_copy(update=overrides)
+        role = start_alarms(settings, self.ctx.secrets, self.ctx.db, self.stack)
+        assert role.ready.wait(10), "alarms role did not start"
+        return role
 
     def service_credentials(self) -> tuple[str, str]:
         return self.settings.mqtt_username, self.ctx.secrets.mqtt_password

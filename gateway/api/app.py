@@ -12,10 +12,14 @@ from gateway.api.routes import (
     admin_contracts,
     admin_devices,
     admin_ingest,
+    admin_security,
+    alerts,
     auth,
+    dispatch,
     events,
     health,
     me,
+    security,
 )
 from gateway.context import AppContext
 from gateway.errors import MoydomError, Throttled
@@ -44,7 +48,19 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     api = APIRouter(prefix="/api/v1")
-    for module in (health, auth, me, events, admin_contracts, admin_devices, admin_ingest):
+    for module in (
+        health,
+        auth,
+        me,
+        events,
+        alerts,
+        security,
+        dispatch,
+        admin_contracts,
+        admin_devices,
+        admin_ingest,
+        admin_security,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/metrics", make_asgi_app())

@@ -9,14 +9,16 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from gateway.api.schemas import DeviceIdPath
+from gateway.api.schemas import DeviceIdPath, HomeIdPath
 from gateway.context import AppContext
-from gateway.db.models import Contract, Device
-from gateway.errors import InvalidCredentials, MoydomError
-from gateway.tokens import Principal, TokenError, decode
+from gateway.db.models import Contract, Device, Home
+from gateway.db.security_models import Dispatcher
+from gateway.errors import InvalidCredentials, MoydomError, NotFound
+from gateway.tokens import DISPATCHER, OWNER, Principal, TokenError, decode
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -59,6 +61,8 @@ def principal_from_token(ctx: AppContext, session: Session, token: str) -> Princ
         principal = decode(token, ctx.secrets.secret_key)
     except TokenError as exc:
         raise InvalidCredentials("invalid or expired token") from exc
+    if principal.role != OWNER:
+        raise InvalidCredentials("not a subscriber's token")
     contract = session.get(Contract, principal.contract_id)
     if contract is None or contract.number != principal.contract_number or not contract.active:
         raise InvalidCredentials("contract is not active")
@@ -82,3 +86,43 @@ def owned_device(
 
 
 OwnedDevice = Annotated[Device, Depends(owned_device)]
+
+
+def owned_home(home_id: HomeIdPath, principal: CurrentPrincipal, session: SessionDep) -> Home:
+    """The caller's own home; another contract's id is a plain 404."""
+    home = session.scalars(
+        select(Home).where(Home.uid == home_id, Home.contract_id == principal.contract_id)
+    ).first()
+    if home is None:
+        raise NotFound(f"no home {home_id}")
+    return home
+
+
+OwnedHome = Annotated[Home, Depends(owned_home)]
+
+
+def dispatcher_from_token(ctx: AppContext, session: Session, token: str) -> Dispatcher:
+    """Decode a dispatcher's token and check the account is still active."""
+    try:
+        principal = decode(token, ctx.secrets.secret_key)
+    except TokenError as exc:
+        raise InvalidCredentials("invalid or expired token") from exc
+    if principal.role != DISPATCHER:
+        raise InvalidCredentials("not a dispatcher's token")
+    dispatcher = session.get(Dispatcher, principal.contract_id)
+    if (
+        dispatcher is None
+        or principal.contract_number != f"dispatcher:{dispatcher.login}"
+        or not dispatcher.active
+    ):
+        raise InvalidCredentials("dispatcher account is not active")
+    return dispatcher
+
+
+def current_dispatcher(ctx: CtxDep, session: SessionDep, creds: BearerDep) -> Dispatcher:
+    if creds is None:
+        raise Unauthorized("bearer token required")
+    return dispatcher_from_token(ctx, session, creds.credentials)
+
+
+CurrentDispatcher = Annotated[Dispatcher, Depends(current_dispatcher)]

@@ -15,6 +15,7 @@ ContractNumber = Annotated[str, StringConstraints(pattern=CONTRACT_NUMBER)]
 # Path parameters are validated like bodies: nothing malformed reaches a query.
 NumberPath = Annotated[str, Path(pattern=CONTRACT_NUMBER)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
+HomeIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 # Something printable, and no control characters (PostgreSQL refuses NUL).
 Address = Annotated[

@@ -1,1 +1,9 @@
-"""Persistence: SQLAlchemy 2 models, engine set-up and Alembic migrations."""
+"""Persistence: SQLAlchemy 2 models, engine set-up and Alembic migrations.
+
+Both model modules are imported here so that ``Base.metadata`` always holds
+every table, whichever module a caller (or Alembic) imports first.
+"""
+
+from gateway.db import models, security_models
+
+__all__ = ["models", "security_models"]

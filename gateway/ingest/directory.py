@@ -19,6 +19,8 @@ class DeviceRef:
     contract_id: int
     home_id: int
     kind: DeviceKind
+    uid: str
+    name: str
 
 
 class DeviceDirectory:
@@ -46,7 +48,9 @@ class DeviceDirectory:
         # By id, else by name: a Zigbee2MQTT bridge publishes under the
         # friendly name, which installers set to either.
         query = (
-            select(Device.id, Device.contract_id, Device.home_id, Device.kind)
+            select(
+                Device.id, Device.contract_id, Device.home_id, Device.kind, Device.uid, Device.name
+            )
             .join(Home, Home.id == Device.home_id)
             .where(Home.uid == home, Device.deleted_at.is_(None))
         )
@@ -58,6 +62,10 @@ class DeviceDirectory:
                 ).first()
             elif row is None:
                 row = session.execute(query.where(Device.name == device)).first()
-        ref = DeviceRef(row.id, row.contract_id, row.home_id, DeviceKind(row.kind)) if row else None
+        ref = (
+            DeviceRef(row.id, row.contract_id, row.home_id, DeviceKind(row.kind), row.uid, row.name)
+            if row
+            else None
+        )
         self._cache[key] = (now + (self._ttl if ref else self._miss_ttl), ref)
         return ref

@@ -24,6 +24,9 @@ from devices.topics import parse as parse_topic
 from gateway.db.models import DeviceHealth, IngestMarker, RejectedMessage
 from gateway.ingest import bulk
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
+from gateway.security.effects import Changes
+from gateway.security.panel import SecurityService, ZoneMessage
+from gateway.security.zones import ZONE_KINDS, ZoneDevice
 
 MESSAGES = Counter("moydom_ingest_messages_total", "Device messages handled by ingest", ["result"])
 REJECTED = Counter("moydom_ingest_rejected_total", "Device messages stored aside", ["reason"])
@@ -56,6 +59,8 @@ class BatchResult:
     ignored: int = 0
     new_events: list[tuple[int, int]] = field(default_factory=list)
     """(event id, contract id) of what this batch stored, for the live stream."""
+    security: Changes = field(default_factory=Changes)
+    """What the batch changed at alarm panels: alerts, cases, outbox rows."""
 
 
 def _health_row(device_id: int, msg: DeviceMessage, at: datetime, row: dict[str, Any]) -> None:
@@ -92,10 +97,17 @@ class Rejection:
 class BatchStore:
     """Writes batches for one ingest session (one worker's MQTT session)."""
 
-    def __init__(self, session_name: str, directory: DeviceDirectory, root: str) -> None:
+    def __init__(
+        self,
+        session_name: str,
+        directory: DeviceDirectory,
+        root: str,
+        security: SecurityService | None = None,
+    ) -> None:
         self.session_name = session_name
         self.directory = directory
         self.root = root
+        self.security = security
 
     def _classify(self, item: Received) -> tuple[DeviceRef, DeviceMessage] | Rejection | None:
         """The device and parsed message, or why it is rejected (None: not ours)."""
@@ -154,6 +166,7 @@ class BatchStore:
         markers: dict[int, str] = {}
         rejected: list[dict[str, Any]] = []
         health: dict[int, dict[str, Any]] = {}
+        zone_messages: list[ZoneMessage] = []
         for item in items:
             digest = item.digest
             if item.dup and known.get(item.packet_id) == digest:
@@ -179,6 +192,9 @@ class BatchStore:
                     }
                 )
                 _health_row(device.id, msg, item.received_at, health.setdefault(device.id, {}))
+                if device.kind in ZONE_KINDS:
+                    zone = ZoneDevice(device.id, device.uid, device.name, device.kind)
+                    zone_messages.append(ZoneMessage(device.home_id, zone, msg, item.received_at))
             markers[item.packet_id] = digest
         bulk.delete_markers(session, self.session_name, confirmed)
         if stale_before is not None:
@@ -193,6 +209,10 @@ class BatchStore:
             session.execute(insert(RejectedMessage), rejected)
         bulk.upsert(session, DeviceHealth, list(health.values()), ["device_id"])
         bulk.upsert_markers(session, self.session_name, markers, now)
+        if self.security is not None and zone_messages:
+            # After the writes above: on SQLite the transaction then already
+            # holds the write lock while the panels are read and updated.
+            result.security = self.security.apply_messages(session, zone_messages, now)
         result.stored, result.rejected = len(events), len(rejected)
         MESSAGES.labels("stored").inc(result.stored)
         MESSAGES.labels("rejected").inc(result.rejected)

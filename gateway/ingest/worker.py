@@ -50,6 +50,7 @@ from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
 from gateway.ingest.store import BatchStore, Received
+from gateway.security.panel import SecurityService
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,12 @@ class _ProbeAnswered:
 class IngestWorker:
     """Receive on the network thread, store and acknowledge on the writer thread."""
 
-    def __init__(self, cfg: IngestConfig, db: Database) -> None:
+    def __init__(
+        self, cfg: IngestConfig, db: Database, security: SecurityService | None = None
+    ) -> None:
         self.cfg = cfg
         self.db = db
-        self.store = BatchStore(cfg.session_name, DeviceDirectory(db), cfg.root)
+        self.store = BatchStore(cfg.session_name, DeviceDirectory(db), cfg.root, security)
         # Bounded: Mosquitto 2.0.11 sends far more than our Receive Maximum
         # (15,000 outstanding were seen for 2,000). A full inbox blocks paho's
         # network thread, and TCP back-pressure holds the rest in the broker.
@@ -296,10 +299,11 @@ class IngestWorker:
             self.duplicates += result.duplicates
             if result.duplicates:
                 log.info("ingest: %d redelivered messages recognised", result.duplicates)
-            if result.new_events:
-                # Tell API processes what to stream; losing this notice
-                # loses nothing stored (clients catch up with the cursor).
-                notice = json.dumps({"events": result.new_events})
+            if result.new_events or result.security.outbox:
+                # Tell API processes what to stream and the alarms role what
+                # to send; losing this notice loses nothing stored (clients
+                # catch up with the cursor, the alarms role polls too).
+                notice = json.dumps({"events": result.new_events, **result.security.notice()})
                 self._client.publish(events_notice_topic(self.cfg.root), notice, qos=0)
             return True
         return False

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket
 
-from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep, principal_from_token
+from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
+from gateway.api.security_schemas import AlertOut
+from gateway.api.streaming import WS_UNAUTHORIZED, bearer_of, pump, subscriber_of
 from gateway.db.models import Device, Event, Home
 from gateway.errors import MoydomError
-from gateway.live import event_view, shown
-from gateway.tokens import Principal
+from gateway.live import Live, LiveEvent, event_view, shown
 
 router = APIRouter(tags=["subscriber"], responses=errors(401))
 
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
-WS_UNAUTHORIZED = 4401
-WS_FELL_BEHIND = 4408
 
 
 class BadQuery(MoydomError):
@@ -83,27 +81,19 @@ def list_events(
     return EventPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-def _token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:]
-    return websocket.query_params.get("access_token")
-
-
-def _authenticate(ctx: Any, token: str | None) -> Principal | None:
-    if not token:
-        return None
-    with ctx.db.session() as session:
-        try:
-            principal: Principal = principal_from_token(ctx, session, token)
-        except MoydomError:
-            return None
-    return principal
+def _render(item: Live) -> dict[str, Any] | None:
+    if isinstance(item, AlertOut):
+        return {"type": "alert", "alert": item.model_dump(mode="json")}
+    if isinstance(item, LiveEvent):
+        out = EventOut.model_validate(item, from_attributes=True)
+        return {"type": "event", "event": out.model_dump(mode="json")}
+    return None
 
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
-    """The caller's events as they are stored.
+    """The caller's events and alerts as they are stored: messages
+    ``{"type": "event", "event": …}`` and ``{"type": "alert", "alert": …}``.
 
     Authenticate with ``Authorization: Bearer …`` or ``?access_token=…``.
     Close codes: 4401 token missing, invalid, expired or contract suspended
@@ -111,43 +101,13 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     client fell too far behind — fetch ``GET /events`` and reconnect.
     """
     await websocket.accept()
-    token = _token(websocket)
-    principal = await asyncio.to_thread(_authenticate, ctx, token)
+    token = bearer_of(websocket)
+
+    def check() -> bool:
+        return subscriber_of(ctx, token) is not None
+
+    principal = await asyncio.to_thread(subscriber_of, ctx, token)
     if principal is None or ctx.hub is None:
         await websocket.close(WS_UNAUTHORIZED, "invalid or expired token")
         return
-    sub = ctx.hub.subscribe(principal.contract_id)
-    receiver = asyncio.create_task(websocket.receive_text())
-    next_check = time.monotonic() + ctx.settings.stream_recheck_s
-    try:
-        while True:
-            if time.monotonic() >= next_check:
-                # However busy the stream, a token that expired or a contract
-                # suspended since the last check ends it.
-                if await asyncio.to_thread(_authenticate, ctx, token) is None:
-                    await websocket.close(WS_UNAUTHORIZED, "token expired or contract suspended")
-                    return
-                next_check = time.monotonic() + ctx.settings.stream_recheck_s
-            getter = asyncio.create_task(sub.queue.get())
-            done, _ = await asyncio.wait(
-                {getter, receiver},
-                timeout=max(0.0, next_check - time.monotonic()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if getter not in done:
-                getter.cancel()
-            if receiver in done:
-                receiver.result()  # raises WebSocketDisconnect when the client left
-                receiver = asyncio.create_task(websocket.receive_text())
-            if getter not in done:
-                continue
-            if sub.overflowed:
-                await websocket.close(WS_FELL_BEHIND, "fell behind; resync with GET /events")
-                return
-            out = EventOut.model_validate(getter.result(), from_attributes=True)
-            await websocket.send_json({"type": "event", "event": out.model_dump(mode="json")})
-    except WebSocketDisconnect:
-        pass
-    finally:
-        receiver.cancel()
-        ctx.hub.unsubscribe(sub)
+    await pump(websocket, ctx, principal.contract_id, still_allowed=check, render=_render)

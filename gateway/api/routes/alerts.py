@@ -1,0 +1,74 @@
+"""The subscriber's alerts (alarms, leaks, troubles, the panel's status) and
+how they want to be told of them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
+from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
+from gateway.api.schemas import errors
+from gateway.api.security_schemas import AlertPage, Category, NotificationSettings
+from gateway.db.security_models import Alert, NotificationPrefs
+from gateway.security.alerts import DEFAULT_CHANNELS, channels_for
+from gateway.security.views import alert_view, shown_alert
+
+router = APIRouter(tags=["subscriber"], responses=errors(401))
+
+
+@router.get("/alerts", response_model=AlertPage, responses=errors(422))
+def list_alerts(
+    *,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    category: Category | None = None,
+) -> AlertPage:
+    """The caller's alerts, newest first; pass ``next_cursor`` back for older ones."""
+    query = (
+        alert_view()
+        .where(Alert.contract_id == principal.contract_id)
+        .order_by(Alert.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        query = query.where(Alert.id < decode_cursor(cursor))
+    if category is not None:
+        query = query.where(Alert.category == category)
+    rows = session.execute(query).all()
+    items = [shown_alert(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return AlertPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.get("/me/notifications", response_model=NotificationSettings)
+def get_notifications(principal: CurrentPrincipal, session: SessionDep) -> NotificationSettings:
+    prefs = session.get(NotificationPrefs, principal.contract_id)
+    return NotificationSettings(
+        email=prefs.email if prefs else None,
+        phone=prefs.phone if prefs else None,
+        channels={c: channels_for(prefs, c) for c in DEFAULT_CHANNELS},
+    )
+
+
+@router.put("/me/notifications", response_model=NotificationSettings, responses=errors(422))
+def put_notifications(
+    body: NotificationSettings, principal: CurrentPrincipal, ctx: CtxDep
+) -> NotificationSettings:
+    """Where to send e-mail and SMS, and per category which channels
+    (``app``, ``email``, ``sms``; an empty list: not told at all)."""
+    with ctx.db.transaction() as session:
+        prefs = session.get(NotificationPrefs, principal.contract_id)
+        if prefs is None:
+            prefs = NotificationPrefs(contract_id=principal.contract_id, channels={})
+            session.add(prefs)
+        prefs.email, prefs.phone = body.email, body.phone
+        prefs.channels = {**prefs.channels, **{k: sorted(set(v)) for k, v in body.channels.items()}}
+        return NotificationSettings(
+            email=prefs.email,
+            phone=prefs.phone,
+            channels={c: channels_for(prefs, c) for c in DEFAULT_CHANNELS},
+        )

@@ -1,0 +1,213 @@
+"""The dispatch console's API: dispatchers see every open case live,
+acknowledge it (which stops its re-sending), record the team sent, add notes,
+and close it with a resolution. Subscribers' tokens get nothing here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, WebSocket
+from sqlalchemy import select
+
+from gateway.api.deps import CtxDep, CurrentDispatcher, SessionDep, dispatcher_from_token
+from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
+from gateway.api.schemas import TokenOut, errors
+from gateway.api.security_schemas import (
+    CaseOut,
+    CasePage,
+    CloseBody,
+    DispatcherLogin,
+    NoteBody,
+    TeamBody,
+)
+from gateway.api.streaming import WS_UNAUTHORIZED, bearer_of, pump
+from gateway.context import AppContext
+from gateway.db.models import utcnow
+from gateway.db.security_models import Case, CaseEntry, CaseStatus, Dispatcher
+from gateway.errors import Conflict, InvalidCredentials, MoydomError, NotFound
+from gateway.live import DISPATCH, Live
+from gateway.login import guard, record_failure
+from gateway.passwords import burn_verify, verify_password
+from gateway.security.effects import Changes
+from gateway.security.views import case_out, load_cases
+from gateway.tokens import DISPATCHER, Principal, issue
+
+router = APIRouter(prefix="/dispatch", tags=["dispatch"], responses=errors(401))
+
+Filter = Literal["active", "open", "acknowledged", "dispatched", "closed", "all"]
+
+
+@router.post("/login", response_model=TokenOut, responses=errors(429))
+def login(body: DispatcherLogin, request: Request, ctx: CtxDep) -> TokenOut:
+    """A dispatcher's token; throttled like subscriber logins."""
+    now = utcnow()
+    key = f"dispatcher:{body.login}"
+    address = request.client.host if request.client else "unknown"
+    guard(ctx.db, ctx.throttle, key=key, address=address, now=now)
+    with ctx.db.session() as session:
+        account = session.scalars(select(Dispatcher).where(Dispatcher.login == body.login)).first()
+    if account is None:
+        burn_verify(body.password)
+    if account is None or not verify_password(account.password_hash, body.password):
+        record_failure(ctx.db, key, address, "bad_password", now)
+        raise InvalidCredentials("wrong login or password")
+    if not account.active:
+        record_failure(ctx.db, key, address, "suspended", now)
+        raise InvalidCredentials("account disabled")
+    ttl = ctx.settings.access_token_ttl_s
+    principal = Principal(account.id, key, DISPATCHER)
+    return TokenOut(access_token=issue(principal, ctx.secrets.secret_key, ttl, now), expires_in=ttl)
+
+
+@router.get("/cases", response_model=CasePage, responses=errors(422))
+def list_cases(
+    *,
+    _dispatcher: CurrentDispatcher,
+    session: SessionDep,
+    state: Filter = "active",
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePage:
+    """Cases newest first; ``active`` (the default) is every case not closed."""
+    query = select(Case).order_by(Case.id.desc()).limit(limit + 1)
+    if state == "active":
+        query = query.where(Case.status != CaseStatus.CLOSED)
+    elif state != "all":
+        query = query.where(Case.status == state)
+    if cursor is not None:
+        query = query.where(Case.id < decode_cursor(cursor))
+    cases = list(session.scalars(query))
+    items = [case_out(session, c) for c in cases[:limit]]
+    more = len(cases) > limit
+    return CasePage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, responses=errors(404))
+def get_case(case_id: int, _dispatcher: CurrentDispatcher, session: SessionDep) -> CaseOut:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    return case_out(session, case)
+
+
+def _change(
+    ctx: AppContext, case_id: int, dispatcher: Dispatcher, change: Callable[[Case], str]
+) -> CaseOut:
+    """Apply ``change`` (which returns the timeline text) under the case's lock."""
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        query = select(Case).where(Case.id == case_id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        case = session.scalars(query).first()
+        if case is None:
+            raise NotFound(f"no case {case_id}")
+        if case.status == CaseStatus.CLOSED:
+            raise Conflict(f"case {case_id} is closed")
+        text = change(case)
+        kind = text.split(":", 1)[0]
+        session.add(
+            CaseEntry(case_id=case.id, at=now, kind=kind, text=text, author=dispatcher.name)
+        )
+        session.flush()
+        out = case_out(session, case)
+    if ctx.hub is not None:
+        ctx.hub.announce(Changes(cases=[case_id]))
+    return out
+
+
+def _acknowledge(case: Case, dispatcher: Dispatcher) -> None:
+    if case.acknowledged_at is None:
+        case.acknowledged_at = utcnow()
+        case.acknowledged_by = dispatcher.id
+        case.next_resend_at = None
+        case.status = CaseStatus.ACKNOWLEDGED
+
+
+@router.post("/cases/{case_id}/ack", response_model=CaseOut, responses=errors(404, 409))
+def acknowledge(case_id: int, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+    """Stops the re-sending; acknowledging twice changes nothing more."""
+
+    def change(case: Case) -> str:
+        _acknowledge(case, dispatcher)
+        return "acknowledged: by " + dispatcher.name
+
+    return _change(ctx, case_id, dispatcher, change)
+
+
+@router.post("/cases/{case_id}/team", response_model=CaseOut, responses=errors(404, 409, 422))
+def send_team(case_id: int, body: TeamBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+    def change(case: Case) -> str:
+        _acknowledge(case, dispatcher)
+        case.status = CaseStatus.DISPATCHED
+        return f"team_sent: {body.team}"
+
+    return _change(ctx, case_id, dispatcher, change)
+
+
+@router.post("/cases/{case_id}/notes", response_model=CaseOut, responses=errors(404, 409, 422))
+def add_note(case_id: int, body: NoteBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+    return _change(ctx, case_id, dispatcher, lambda _case: f"note: {body.text}")
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseOut, responses=errors(404, 409, 422))
+def close(case_id: int, body: CloseBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+    def change(case: Case) -> str:
+        _acknowledge(case, dispatcher)
+        case.status = CaseStatus.CLOSED
+        case.closed_at = utcnow()
+        case.resolution = body.resolution
+        return f"closed: {body.resolution}" + (f" — {body.note}" if body.note else "")
+
+    return _change(ctx, case_id, dispatcher, change)
+
+
+def _dispatcher_ok(ctx: AppContext, token: str | None) -> bool:
+    if not token:
+        return False
+    with ctx.db.session() as session:
+        try:
+            dispatcher_from_token(ctx, session, token)
+        except MoydomError:
+            return False
+    return True
+
+
+def _render(item: Live) -> dict[str, Any] | None:
+    return (
+        {"type": "case", "case": item.model_dump(mode="json")}
+        if isinstance(item, CaseOut)
+        else None
+    )
+
+
+def _snapshot(ctx: AppContext) -> list[dict[str, Any]]:
+    with ctx.db.session() as session:
+        ids = session.scalars(
+            select(Case.id).where(Case.status != CaseStatus.CLOSED).order_by(Case.id)
+        )
+        return [
+            {"type": "case", "case": c.model_dump(mode="json")} for c in load_cases(session, ids)
+        ]
+
+
+@router.websocket("/stream")
+async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
+    """Every case that is not closed, first, then each case as it opens,
+    changes or is re-sent: ``{"type": "case", "case": …}``. Close code 4401
+    for a missing or invalid dispatcher token (a subscriber's included)."""
+    await websocket.accept()
+    token = bearer_of(websocket)
+    if ctx.hub is None or not await asyncio.to_thread(_dispatcher_ok, ctx, token):
+        await websocket.close(WS_UNAUTHORIZED, "dispatcher token required")
+        return
+    await pump(
+        websocket,
+        ctx,
+        DISPATCH,
+        still_allowed=lambda: _dispatcher_ok(ctx, token),
+        render=_render,
+        first=lambda: _snapshot(ctx),
+    )

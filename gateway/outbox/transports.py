@@ -1,0 +1,140 @@
+"""The outbox's transports, built from the settings: MQTT commands to
+devices, Contact ID to the central station, e-mail and SMS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.db.models import utcnow
+from gateway.dispatch.contactid import ContactIdEvent
+from gateway.dispatch.sia import CentralStationLink
+from gateway.notify.email import EmailMessage, SmtpSender
+from gateway.notify.errors import NotificationError
+from gateway.notify.sms import HttpSmsSender
+from gateway.outbox.enqueue import Channel
+from gateway.outbox.sender import ChannelPolicy, SendError
+from gateway.settings import Settings
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class MqttCommands:
+    """Publishes commands at QoS 1 with the MQTT v5 message expiry set to what
+    is left of the command's deadline: a device that reconnects late never
+    gets it, and one whose deadline passed before sending is not sent."""
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+
+    async def __call__(self, _key: str, payload: dict[str, Any]) -> None:
+        remaining = (datetime.fromisoformat(payload["deadline"]) - utcnow()).total_seconds()
+        if remaining < 1:
+            raise SendError("deadline passed before it could be sent", permanent=True)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = int(remaining)
+        body = json.dumps(payload["payload"])
+        info = self.client.publish(payload["topic"], body, qos=1, properties=props)
+        await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
+        if not info.is_published():
+            raise SendError("the broker did not acknowledge the command")
+
+
+class CentralStation:
+    """One DC-09 link per account (the account is in the frame's header)."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.central_station_host is not None
+        self.settings = settings
+        self.links: dict[str, CentralStationLink] = {}
+
+    def _link(self, account: str) -> CentralStationLink:
+        s = self.settings
+        if account not in self.links:
+            key = s.central_station_key.get_secret_value() if s.central_station_key else None
+            self.links[account] = CentralStationLink(
+                s.central_station_host or "",
+                s.central_station_port,
+                account,
+                key=key,
+                key_encoding=s.central_station_key_encoding,
+                receiver=s.central_station_receiver,
+                line=s.central_station_line,
+                ack_timeout_s=s.central_station_ack_timeout_s,
+            )
+        return self.links[account]
+
+    async def __call__(self, _key: str, payload: dict[str, Any]) -> None:
+        account = payload["account"] or self.settings.central_station_account
+        event = ContactIdEvent(
+            account=account,
+            code=payload["code"],
+            qualifier=payload["qualifier"],
+            partition=payload["partition"],
+            zone=payload["zone"],
+        )
+        await self._link(event.account).send(event)
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.close()
+
+
+class Email:
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        self.sender = SmtpSender(
+            s.smtp_host or "",
+            s.smtp_port,
+            s.smtp_sender,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            starttls=s.smtp_starttls,
+        )
+
+    async def __call__(self, key: str, payload: dict[str, Any]) -> None:
+        message = EmailMessage(
+            to=payload["to"],
+            subject=payload["subject"],
+            body=payload["body"],
+            message_id=key,
+        )
+        try:
+            await self.sender.send(message)
+        except NotificationError as exc:
+            raise SendError(str(exc), permanent=exc.permanent) from exc
+
+
+class Sms:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.sms_url is not None
+        api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else ""
+        self.sender = HttpSmsSender(settings.sms_url, api_key)
+
+    async def __call__(self, key: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.sender.send(payload["to"], payload["text"], key)
+        except NotificationError as exc:
+            raise SendError(str(exc), permanent=exc.permanent) from exc
+
+
+def policies(settings: Settings, client: mqtt.Client) -> dict[Channel, ChannelPolicy]:
+    """A channel without a configured transport is not served: its rows wait
+    (visible in the table) until one is configured."""
+    out = {Channel.MQTT: ChannelPolicy(MqttCommands(client), max_attempts=5, max_backoff_s=5)}
+    if settings.central_station_host:
+        out[Channel.CENTRAL_STATION] = ChannelPolicy(
+            CentralStation(settings), max_attempts=None, max_backoff_s=30
+        )
+    attempts = settings.outbox_max_attempts
+    if settings.smtp_host:
+        out[Channel.EMAIL] = ChannelPolicy(Email(settings), max_attempts=attempts)
+    if settings.sms_url:
+        out[Channel.SMS] = ChannelPolicy(Sms(settings), max_attempts=attempts)
+    return out

@@ -1,0 +1,194 @@
+"""Running a home's panel against the database.
+
+Every use locks the panel's row for the rest of the caller's transaction
+(``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite a no-op ``UPDATE`` takes
+the database's write lock first), steps the engine, and stores the new state
+and its next deadline in the same commit as whatever caused the step — so an
+entry delay that began is never forgotten, and never begun twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from alarms import CodeCheck, Effect, Event, PanelState, Tick, ZoneSeen, next_deadline, step
+from devices.payloads import DeviceMessage
+from gateway.db.security_models import AlarmPanel
+from gateway.security.codes import check_code
+from gateway.security.effects import Changes, EffectWriter
+from gateway.security.home import load_home
+from gateway.security.translate import engine_events
+from gateway.security.zones import ZONE_KINDS, ZoneDevice, build_config
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZoneMessage:
+    """An accepted device message from a zone-kind device, for its home's panel."""
+
+    home_id: int
+    device: ZoneDevice
+    message: DeviceMessage
+    received_at: datetime
+
+
+def lock_panels(session: Session, home_ids: Iterable[int]) -> dict[int, AlarmPanel]:
+    """The panels of these homes (those that have one), locked, in id order."""
+    ids = sorted(set(home_ids))
+    if not ids:
+        return {}
+    pg = session.get_bind().dialect.name == "postgresql"
+    if not pg:
+        session.execute(
+            update(AlarmPanel).where(AlarmPanel.home_id.in_(ids)).values(status=AlarmPanel.status)
+        )
+    query = select(AlarmPanel).where(AlarmPanel.home_id.in_(ids)).order_by(AlarmPanel.home_id)
+    if pg:
+        query = query.with_for_update()
+    return {panel.home_id: panel for panel in session.scalars(query)}
+
+
+class SecurityService:
+    """Steps panels; shared by ingest, the API and the alarms role."""
+
+    def __init__(self, root: str, ack_timeout_s: float, central_station: bool) -> None:
+        """``central_station``: whether a receiver is configured (alarms are
+        queued for it only then)."""
+        self.root = root
+        self.ack_timeout = timedelta(seconds=ack_timeout_s)
+        self.central_station = central_station
+
+    def run(
+        self,
+        session: Session,
+        panel: AlarmPanel,
+        inputs: Callable[[Callable[[str | None], CodeCheck]], list[tuple[Event, datetime]]],
+        now: datetime,
+        changes: Changes,
+    ) -> list[Effect]:
+        """Step ``panel`` (locked by the caller) through what ``inputs`` yields.
+
+        ``inputs`` gets the code checker for this home, so PINs are verified
+        only under the panel's lock. Times never run backwards: an input
+        stamped before the panel's last step is applied at that step's time.
+        """
+        home = load_home(session, panel)
+        config = build_config(panel.settings, home.devices)
+        state = PanelState.model_validate(panel.state)
+        writer = EffectWriter(
+            session,
+            home,
+            root=self.root,
+            ack_timeout=self.ack_timeout,
+            changes=changes,
+            now=now,
+            central_station=self.central_station,
+        )
+        done: list[Effect] = []
+        last = panel.updated_at
+        for event, at in inputs(lambda code: check_code(session, panel.home_id, code)):
+            if isinstance(event, ZoneSeen) and _unsupervised(config.zones.get(event.zone)):
+                continue
+            last = max(last, at)
+            state, effects = step(config, state, event, last)
+            writer.write_all(effects)
+            done += effects
+        panel.state = state.model_dump(mode="json")
+        panel.status = state.status.value
+        panel.next_deadline = next_deadline(config, state)
+        panel.updated_at = last
+        return done
+
+    def apply_messages(
+        self, session: Session, messages: list[ZoneMessage], now: datetime
+    ) -> Changes:
+        """Ingest's hook: the batch's zone messages, per home, in arrival order.
+
+        Each home runs in a savepoint: should the engine fail on one home's
+        input, that is logged and the batch's events are still stored.
+        """
+        changes = Changes()
+        by_home: dict[int, list[ZoneMessage]] = {}
+        for m in messages:
+            if m.device.kind in ZONE_KINDS:
+                by_home.setdefault(m.home_id, []).append(m)
+        for home_id, panel in lock_panels(session, by_home).items():
+            mine = by_home[home_id]
+
+            def inputs(
+                check: Callable[[str | None], CodeCheck], mine: list[ZoneMessage] = mine
+            ) -> list[tuple[Event, datetime]]:
+                return [
+                    (event, m.received_at)
+                    for m in mine
+                    for event in engine_events(m.device, m.message, check)
+                ]
+
+            home_changes = Changes()
+            try:
+                with session.begin_nested():
+                    self.run(session, panel, inputs, now, home_changes)
+            except Exception:
+                log.exception("alarm panel of home %d failed on ingest input", home_id)
+                continue
+            changes.merge(home_changes)
+        return changes
+
+    def apply(
+        self,
+        session: Session,
+        home_id: int,
+        make_event: Callable[[Callable[[str | None], CodeCheck]], Event],
+        now: datetime,
+    ) -> tuple[list[Effect], Changes] | None:
+        """One request (arm, disarm, bypass) from the API; None: no panel."""
+        panel = lock_panels(session, [home_id]).get(home_id)
+        if panel is None:
+            return None
+        changes = Changes()
+        effects = self.run(session, panel, lambda check: [(make_event(check), now)], now, changes)
+        return effects, changes
+
+    def tick_due(self, session: Session, now: datetime, limit: int = 100) -> Changes:
+        """Fire the deadlines that are due (the alarms role calls this)."""
+        query = (
+            select(AlarmPanel.home_id)
+            .where(AlarmPanel.next_deadline <= now)
+            .order_by(AlarmPanel.next_deadline)
+            .limit(limit)
+        )
+        changes = Changes()
+        due = list(session.scalars(query))
+        for home_id, panel in lock_panels(session, due).items():
+            if panel.next_deadline is None or panel.next_deadline > now:
+                continue  # another process got there first
+            self.run(session, panel, lambda _check: [(Tick(), now)], now, changes)
+            log.info("home %d: deadline fired, status %s", home_id, panel.status)
+        return changes
+
+
+def _unsupervised(zone: Any) -> bool:
+    """Check-ins matter only to zones with a check-in interval; skipping the
+    rest keeps every sensor report from rewriting its panel's row."""
+    return zone is None or zone.check_in_s is None
+
+
+def initial_state() -> dict[str, Any]:
+    return PanelState().model_dump(mode="json")
+
+
+def security_service(settings: Settings) -> SecurityService:
+    return SecurityService(
+        settings.mqtt_topic_root,
+        settings.dispatch_ack_timeout_s,
+        central_station=settings.central_station_host is not None,
+    )

@@ -1,0 +1,143 @@
+"""The alarms role: fires stored deadlines, re-sends unacknowledged cases,
+and sends the outbox. One process per site runs it (``moydom run`` includes
+it); a second one is safe — rows are claimed under locks — but not faster.
+
+It wakes on the commit notices ingest and the API publish, and polls every
+``alarms_poll_s`` regardless, so a lost notice costs at most one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import func, select
+
+from devices.topics import events_notice_topic
+from gateway.broker.client import new_client
+from gateway.db.engine import Database
+from gateway.db.models import utcnow
+from gateway.db.security_models import AlarmPanel
+from gateway.outbox.sender import OutboxSender
+from gateway.outbox.transports import policies
+from gateway.security.effects import Changes
+from gateway.security.panel import security_service
+from gateway.security.resend import resend_due
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AlarmsRole:
+    def __init__(self, settings: Settings, db: Database, mqtt_password: str) -> None:
+        self.settings = settings
+        self.db = db
+        self.security = security_service(settings)
+        self._topic = events_notice_topic(settings.mqtt_topic_root)
+        self._client = new_client(
+            f"moydom-alarms-{secrets.token_hex(4)}", settings.mqtt_username, mqtt_password
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self.outbox = OutboxSender(db, policies(settings, self._client), settings.alarms_poll_s)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="alarms", daemon=True)
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        if not reason.is_failure:
+            client.subscribe(self._topic, qos=0)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            notice = json.loads(msg.payload)
+        except ValueError:
+            return
+        if (
+            self._loop is not None
+            and isinstance(notice, dict)
+            and (notice.get("outbox") or notice.get("cases") or notice.get("alerts"))
+        ):
+            self._loop.call_soon_threadsafe(self._poke)
+
+    def _poke(self) -> None:
+        self.outbox.wake()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        sender = asyncio.create_task(self.outbox.run())
+        clock = asyncio.create_task(self._clock())
+        self.ready.set()
+        await self._stopping.wait()
+        for task in (sender, clock):
+            task.cancel()
+        await asyncio.gather(sender, clock, return_exceptions=True)
+
+    async def _clock(self) -> None:
+        """Deadlines and re-sends, then sleep until the next poll or a wake."""
+        assert self._wake is not None
+        while True:
+            self._wake.clear()
+            sleep = self.settings.alarms_poll_s
+            try:
+                changes, next_at = await asyncio.to_thread(self._due)
+                if next_at is not None:
+                    sleep = min(sleep, max(0.0, (next_at - utcnow()).total_seconds()))
+            except Exception:
+                log.exception("alarms: cannot process due deadlines; retrying")
+                changes = Changes()
+            if changes.alerts or changes.cases or changes.outbox:
+                self._client.publish(self._topic, json.dumps(changes.notice()), qos=0)
+                self._poke()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), sleep)
+
+    def _due(self) -> tuple[Changes, datetime | None]:
+        """Fire what is due; return what changed and the next deadline."""
+        now = utcnow()
+        changes = Changes()
+        with self.db.transaction() as session:
+            changes.merge(self.security.tick_due(session, now))
+        with self.db.transaction() as session:
+            changes.merge(
+                resend_due(
+                    session,
+                    now,
+                    timedelta(seconds=self.settings.dispatch_ack_timeout_s),
+                    self.security.central_station,
+                )
+            )
+        with self.db.session() as session:
+            next_at = session.scalar(select(func.min(AlarmPanel.next_deadline)))
+        return changes, next_at
