@@ -36,11 +36,11 @@ def encode(width: int, height: int, fps: int, kbps: int = 600) -> str:
 
 
 def scene(width: int, height: int, fps: int, *, noise: float = 0.15, ball: bool = False) -> str:
-    """A still test card with per-pixel noise (a camera sensor at night), optionally with a
+    """Still colour bars with per-pixel noise (a camera sensor at night), optionally with a
     ball sweeping across it: the motion tests' two scenes."""
     caps = VIDEO_CAPS.format(w=width, h=height, fps=fps)
     layers = [
-        f"videotestsrc is-live=true pattern=smpte ! {caps} ! mix.",
+        f"videotestsrc is-live=true pattern=smpte75 ! {caps} ! mix.",
         f"videotestsrc is-live=true pattern=snow ! {caps} ! mix.",
     ]
     if ball:

@@ -40,9 +40,6 @@ from gateway.security.alerts import AlertWriter
 from gateway.security.home import HomeView
 from gateway.security.zones import ZoneDevice
 
-CANCEL_CODE = 406
-"""Contact ID "cancel": the subscriber entered a valid code during the alarm."""
-
 _CATEGORY = {
     AlarmType.LEAK: "leak",
     AlarmType.SUPERVISION: "trouble",
@@ -103,7 +100,7 @@ class EffectWriter:
             self._alarm(effect)
         elif isinstance(effect, AlarmCancelled):
             self._timeline(effect.at, "cancelled", f"cancelled with a valid code by {effect.user}")
-            self._central_station(CANCEL_CODE, 1, self._user_number(effect.user), effect.at)
+            self._central_station(effect.contact_id, 1, self._user_number(effect.user), effect.at)
             self.alerts.add(
                 "alarm",
                 "alarm_cancelled",

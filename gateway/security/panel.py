@@ -18,13 +18,23 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from alarms import CodeCheck, Effect, Event, PanelState, Tick, ZoneSeen, next_deadline, step
+from alarms import (
+    CodeCheck,
+    Effect,
+    Event,
+    PanelState,
+    Tick,
+    ZoneSeen,
+    ZoneTripped,
+    next_deadline,
+    step,
+)
 from devices.payloads import DeviceMessage
 from gateway.db.security_models import AlarmPanel
 from gateway.security.codes import check_code
 from gateway.security.effects import Changes, EffectWriter
 from gateway.security.home import load_home
-from gateway.security.translate import engine_events
+from gateway.security.translate import LATCHING_KINDS, engine_events
 from gateway.security.zones import ZONE_KINDS, ZoneDevice, build_config
 from gateway.settings import Settings
 
@@ -95,9 +105,16 @@ class SecurityService:
         )
         done: list[Effect] = []
         last = panel.updated_at
+        latching = {d.uid for d in home.devices if d.kind in LATCHING_KINDS}
         for event, at in inputs(lambda code: check_code(session, panel.home_id, code)):
             if isinstance(event, ZoneSeen) and _unsupervised(config.zones.get(event.zone)):
                 continue
+            if (
+                isinstance(event, ZoneTripped)
+                and event.zone in latching
+                and event.zone in state.open_zones
+            ):
+                continue  # the same open door reported again
             last = max(last, at)
             state, effects = step(config, state, event, last)
             writer.write_all(effects)

@@ -19,13 +19,14 @@ from alarms import (
     Panic,
     Source,
     Tampered,
+    TamperRestored,
     ZoneOffline,
     ZoneOnline,
     ZoneRestored,
     ZoneSeen,
     ZoneTripped,
 )
-from alarms.keypad import mode_from_keypad
+from alarms.keypad import PANIC_ACTIONS, mode_from_keypad
 from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage
 from gateway.security.zones import ZoneDevice
@@ -37,7 +38,10 @@ _TRIP_FIELD: dict[DeviceKind, tuple[str, bool]] = {
 }
 """Per kind: the field that trips the zone, and the value that means tripped."""
 
-PANIC_ACTIONS = frozenset({"emergency", "panic"})
+LATCHING_KINDS = frozenset({DeviceKind.CONTACT, DeviceKind.LEAK})
+"""Kinds that report their *state* again and again (an open door, a wet
+floor): only the change from closed to open is a trip. A motion sensor's
+every ``occupancy: true`` is a new trip."""
 
 
 def engine_events(
@@ -55,6 +59,8 @@ def engine_events(
         events.append(ZoneTripped(zone=zone) if tripped else ZoneRestored(zone=zone))
     if body.get("tamper") is True:
         events.append(Tampered(zone=zone))
+    elif body.get("tamper") is False:
+        events.append(TamperRestored(zone=zone))
     action = body.get("action")
     if device.kind is DeviceKind.KEYPAD and isinstance(action, str) and action:
         transaction = body.get("action_transaction")
