@@ -18,11 +18,17 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from sqlalchemy import select
+
 from devices.kinds import DeviceKind
 from devices.simulator import SimSpec, SimulatedDevice
 from gateway.context import AppContext
+from gateway.db.models import utcnow
+from gateway.db.security_models import AlarmPanel, AlarmUser, Dispatcher
 from gateway.errors import NotFound
+from gateway.passwords import hash_password
 from gateway.runtime import run_roles, serve_api
+from gateway.security.panel import initial_state
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,9 @@ DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
     (DeviceKind.CAMERA, "test-camera"),
 )
 CAMERA_PORT_ENV = "MOYDOM_DEMO_RTSP_PORT"
+DEMO_CODE, DEMO_DURESS = "1234", "9999"
+DEMO_DISPATCHER, DEMO_DISPATCHER_PASSWORD = "dispatcher", "demo-dispatcher"
+DEMO_TIMING = {"armed_away": {"exit_delay_s": 10, "entry_delay_s": 15, "trigger_time_s": 60}}
 
 
 def _camera_url() -> str:
@@ -82,6 +91,43 @@ def provision_demo_home(ctx: AppContext) -> list[SimSpec]:
     return specs
 
 
+def secure_demo_home(ctx: AppContext) -> None:
+    """The security service for the demo home (short delays), a keypad user
+    and a dispatcher, unless an earlier run made them."""
+    with ctx.db.transaction() as session:
+        home = ctx.provisioner.get_contract(DEMO_CONTRACT, session).homes[0]
+        if session.get(AlarmPanel, home.id) is None:
+            session.add(
+                AlarmPanel(
+                    home_id=home.id,
+                    contract_id=home.contract_id,
+                    account="1001",
+                    monitored=True,
+                    settings={"timing": DEMO_TIMING},
+                    state=initial_state(),
+                    status="disarmed",
+                    updated_at=utcnow(),
+                )
+            )
+            session.flush()
+            session.add(
+                AlarmUser(
+                    home_id=home.id,
+                    name="demo",
+                    code_hash=hash_password(DEMO_CODE),
+                    duress_hash=hash_password(DEMO_DURESS),
+                )
+            )
+        if session.scalar(select(Dispatcher.id).where(Dispatcher.login == DEMO_DISPATCHER)) is None:
+            session.add(
+                Dispatcher(
+                    login=DEMO_DISPATCHER,
+                    name="Demo dispatcher",
+                    password_hash=hash_password(DEMO_DISPATCHER_PASSWORD),
+                )
+            )
+
+
 def _start_camera(stack: ExitStack) -> str | None:
     """Start the GStreamer test camera under Debian's python3, if available."""
     system_python = shutil.which("python3", path="/usr/bin")
@@ -119,6 +165,7 @@ def run_demo(settings: Settings) -> None:
         ctx = run_roles(settings, {"api", "ingest", "alarms"}, stack)
         assert ctx is not None
         specs = provision_demo_home(ctx)
+        secure_demo_home(ctx)
         camera = _start_camera(stack)
         for spec in specs:
             sim = SimulatedDevice(spec, settings.mqtt_host, settings.mqtt_port)
@@ -130,6 +177,9 @@ def run_demo(settings: Settings) -> None:
             "moydom demo",
             f"  cabinet API   {base}/api/v1   (OpenAPI: {base}/docs)",
             f"  subscriber    contract {DEMO_CONTRACT}, password {DEMO_PASSWORD}",
+            f"  alarm codes   {DEMO_CODE} (duress {DEMO_DURESS}); exit delay 10 s, entry 15 s",
+            f"  dispatcher    {DEMO_DISPATCHER} / {DEMO_DISPATCHER_PASSWORD}"
+            f"   (POST {base}/api/v1/dispatch/login)",
             f"  admin token   {ctx.secrets.admin_token}",
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
             f"  test camera   {camera or 'not running (GStreamer RTSP server missing)'}",

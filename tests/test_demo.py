@@ -80,6 +80,16 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
             f"{base}/auth/login", json={"contract": "100200300", "password": "demo-password"}
         )
         assert login.status_code == 200
+        owner = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        home = devices[0]["home"]
+        panel = httpx.get(f"{base}/homes/{home}/security", headers=owner, timeout=5)
+        assert panel.status_code == 200 and panel.json()["status"] in {"disarmed", "armed_away"}
+        desk = httpx.post(
+            f"{base}/dispatch/login",
+            json={"login": "dispatcher", "password": "demo-dispatcher"},
+            timeout=5,
+        )
+        assert desk.status_code == 200
 
         sub = mqtt_connect(mqtt_port, "moydom", secrets["mqtt_password"])
         sub.subscribe("moydom/#")

@@ -125,8 +125,8 @@ class Sms:
 
 
 def policies(settings: Settings, client: mqtt.Client) -> dict[Channel, ChannelPolicy]:
-    """A channel without a configured transport is not served: its rows wait
-    (visible in the table) until one is configured."""
+    """The configured channels; the security service queues nothing for the
+    others (``security_service``)."""
     out = {Channel.MQTT: ChannelPolicy(MqttCommands(client), max_attempts=5, max_backoff_s=5)}
     if settings.central_station_host:
         out[Channel.CENTRAL_STATION] = ChannelPolicy(

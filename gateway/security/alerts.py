@@ -32,7 +32,16 @@ def channels_for(prefs: NotificationPrefs | None, category: str) -> list[str]:
 
 
 class AlertWriter:
-    def __init__(self, session: Session, home: HomeView, changes: Any, now: datetime) -> None:
+    def __init__(
+        self,
+        session: Session,
+        home: HomeView,
+        changes: Any,
+        now: datetime,
+        transports: frozenset[str],
+    ) -> None:
+        """``transports``: the configured ones of ``email`` and ``sms``."""
+        self.transports = transports
         self.session = session
         self.home = home
         self.changes = changes
@@ -70,7 +79,7 @@ class AlertWriter:
         self.session.add(alert)
         self.session.flush()
         prefs = self._preferences()
-        channels = channels_for(prefs, category)
+        channels = [c for c in channels_for(prefs, category) if c == "app" or c in self.transports]
         if "app" in channels:
             self.changes.alerts.append((alert.id, alert.contract_id))
         subject = f"{text} — {self.home.address}"

@@ -78,6 +78,7 @@ class EffectWriter:
         changes: Changes,
         now: datetime,
         central_station: bool,
+        transports: frozenset[str],
     ) -> None:
         """``now`` is the wall clock: commands expire counted from it, even
         for an effect whose ``at`` is a deadline that passed while down."""
@@ -88,7 +89,7 @@ class EffectWriter:
         self.root = root
         self.ack_timeout = ack_timeout
         self.changes = changes
-        self.alerts = AlertWriter(session, home, changes, now)
+        self.alerts = AlertWriter(session, home, changes, now, transports)
         self._open_cases: list[Case] | None = None
 
     def write_all(self, effects: list[Effect]) -> None:

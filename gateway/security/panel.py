@@ -70,12 +70,20 @@ def lock_panels(session: Session, home_ids: Iterable[int]) -> dict[int, AlarmPan
 class SecurityService:
     """Steps panels; shared by ingest, the API and the alarms role."""
 
-    def __init__(self, root: str, ack_timeout_s: float, central_station: bool) -> None:
-        """``central_station``: whether a receiver is configured (alarms are
-        queued for it only then)."""
+    def __init__(
+        self,
+        root: str,
+        ack_timeout_s: float,
+        central_station: bool,
+        transports: frozenset[str] = frozenset(),
+    ) -> None:
+        """``central_station``: whether a receiver is configured;
+        ``transports``: which of ``email``, ``sms`` are. Nothing is queued
+        for what is not configured (it would be sent, stale, once it is)."""
         self.root = root
         self.ack_timeout = timedelta(seconds=ack_timeout_s)
         self.central_station = central_station
+        self.transports = transports
 
     def run(
         self,
@@ -102,6 +110,7 @@ class SecurityService:
             changes=changes,
             now=now,
             central_station=self.central_station,
+            transports=self.transports,
         )
         done: list[Effect] = []
         last = panel.updated_at
@@ -208,4 +217,9 @@ def security_service(settings: Settings) -> SecurityService:
         settings.mqtt_topic_root,
         settings.dispatch_ack_timeout_s,
         central_station=settings.central_station_host is not None,
+        transports=frozenset(
+            name
+            for name, configured in (("email", settings.smtp_host), ("sms", settings.sms_url))
+            if configured
+        ),
     )
