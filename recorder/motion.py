@@ -184,5 +184,7 @@ class MotionTracker:
         with self._lock:
             closed, self._open = self._open, None
             self._run = None
+            if closed is not None:
+                self._recent.append(closed)
         if closed is not None and self.on_motion is not None:
             self.on_motion(closed)

@@ -131,10 +131,10 @@ class PrerollBuffer:
         with self._lock:
             if buffered.keyframe:
                 self._gops.append([buffered])
-                while len(self._gops) >= 2 and self._gops[1][0].wall <= wall - self.keep:
-                    self._gops.popleft()
             elif self._gops:  # nothing before the first keyframe: a clip could not start there
                 self._gops[-1].append(buffered)
+            while len(self._gops) >= 2 and self._gops[1][0].wall <= wall - self.keep:
+                self._gops.popleft()
 
     def snapshot(self) -> Preroll:
         """The buffered packets, from the newest keyframe at least ``seconds`` old."""

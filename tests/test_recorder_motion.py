@@ -126,10 +126,10 @@ def test_overlaps_sees_closed_open_and_starting_motion() -> None:
 def cameras() -> Iterator[RtspServer]:
     """A still noisy scene and a ball over it, each with a 160x90 sub-stream."""
     mounts = {
-        "/still": scene(320, 180, 10, noise=0.12),
-        "/still-sub": scene(160, 90, 10, noise=0.12),
-        "/ball": scene(320, 180, 10, noise=0.12, ball=True),
-        "/ball-sub": scene(160, 90, 10, noise=0.12, ball=True),
+        "/still": scene(320, 180, 10, noise=0.3),
+        "/still-sub": scene(160, 90, 10, noise=0.3),
+        "/ball": scene(320, 180, 10, noise=0.3, ball=True),
+        "/ball-sub": scene(160, 90, 10, noise=0.3, ball=True),
     }
     with RtspServer(free_port(), mounts) as server:
         yield server
