@@ -149,3 +149,23 @@ def test_deadline_fires_at_its_time_not_the_poll(home: SecuredHome) -> None:
     (case,) = home.cases()
     opened = datetime.fromisoformat(case["opened_at"])
     assert abs((opened - deadline).total_seconds()) < 0.01
+
+
+def test_instant_zone_override_and_unknown_zone_refused(
+    home: SecuredHome, central_station: Receiver
+) -> None:
+    hall = home.devices["hall"]["id"]
+    url = f"/api/v1/admin/homes/{home.home}/security"
+    body = {"account": "1234", "zones": [{"device": "nosuchdevice", "type": "instant"}]}
+    r = home.gw.http.put(url, json=body, headers=home.gw.admin)
+    assert r.status_code == 422 and "nosuchdevice" in r.json()["detail"]
+    body["zones"] = [{"device": hall, "type": "instant"}]
+    body["timing"] = {"armed_away": {"exit_delay_s": 0}}
+    assert home.gw.http.put(url, json=body, headers=home.gw.admin).status_code == 200
+    assert home.gw.http.get(url, headers=home.gw.admin).json()["zones"][0]["device"] == hall
+    home.arm()
+    home.send("hall", {"occupancy": True})
+    home.wait_status("triggered", timeout=5)
+    (case,) = home.cases()
+    assert case["alarm"] == "burglary" and case["contact_id"] == 130
+    assert expect_codes(central_station, {"130"})["ri"] == f"{_number(home, 'hall'):03d}"

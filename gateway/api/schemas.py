@@ -36,14 +36,20 @@ RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[^\s]+$", max_len
 
 
 class ErrorOut(BaseModel):
-    """Every error: a human-readable ``detail`` (a list of problems for 422)."""
+    """Every error: a human-readable ``detail`` (for 422 see ``ValidationErrorOut``)."""
 
     detail: str
 
 
+class ValidationErrorOut(BaseModel):
+    """422: the schema's list of problems, or the core's sentence."""
+
+    detail: str | list[dict[str, Any]]
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the error statuses a router can answer with."""
-    return {code: {"model": ErrorOut} for code in codes}
+    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut} for code in codes}
 
 
 class Request(BaseModel):

@@ -22,6 +22,8 @@ Resolution = Literal["false_alarm", "real", "cancelled_by_subscriber", "test"]
 class ZoneSettings(Request):
     """An installer's override of one zone's defaults (see docs/alarms.md)."""
 
+    device: Annotated[str, StringConstraints(pattern=r"^[0-9a-z-]{1,32}$")]
+
     type: ZoneType | None = None
     alarm: AlarmType | None = None
     modes: list[ArmMode] | None = None
@@ -40,9 +42,7 @@ class SecuritySettings(Request):
     supervision_alarm_when_armed: bool | None = None
     allow_force_arm: bool | None = None
     arm_requires_code: bool | None = None
-    zones: dict[Annotated[str, StringConstraints(pattern=r"^[0-9a-z-]{1,32}$")], ZoneSettings] = (
-        Field(default_factory=dict)
-    )
+    zones: list[ZoneSettings] = Field(default_factory=list, max_length=256)
 
 
 class ZoneOut(BaseModel):

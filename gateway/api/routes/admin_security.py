@@ -32,7 +32,8 @@ def put_security(
         mode="json", exclude={"account", "monitored"}, exclude_none=True
     )
     settings["zones"] = {
-        uid: zone.model_dump(mode="json", exclude_none=True) for uid, zone in body.zones.items()
+        zone.device: zone.model_dump(mode="json", exclude_none=True, exclude={"device"})
+        for zone in body.zones
     }
     with ctx.db.transaction() as session:
         home = session.scalars(select(Home).where(Home.uid == home_id)).first()
@@ -51,7 +52,7 @@ def put_security(
         panel.account, panel.monitored, panel.settings = body.account, body.monitored, settings
         session.flush()
         view = load_home(session, panel)
-        unknown = set(body.zones) - {d.uid for d in view.devices}
+        unknown = set(settings["zones"]) - {d.uid for d in view.devices}
         if unknown:
             raise Invalid(f"no such devices in this home: {', '.join(sorted(unknown))}")
         try:
@@ -67,8 +68,9 @@ def get_security(home_id: HomeIdPath, _admin: AdminDep, session: SessionDep) -> 
     panel = session.get(AlarmPanel, home.id) if home else None
     if panel is None:
         raise NotFound(f"no security service for home {home_id}")
+    zones = [{"device": uid, **zone} for uid, zone in panel.settings.get("zones", {}).items()]
     return SecuritySettings.model_validate(
-        {**panel.settings, "account": panel.account, "monitored": panel.monitored}
+        {**panel.settings, "zones": zones, "account": panel.account, "monitored": panel.monitored}
     )
 
 
