@@ -156,7 +156,10 @@ def test_instant_zone_override_and_unknown_zone_refused(
 ) -> None:
     hall = home.devices["hall"]["id"]
     url = f"/api/v1/admin/homes/{home.home}/security"
-    body = {"account": "1234", "zones": [{"device": "nosuchdevice", "type": "instant"}]}
+    body: dict[str, Any] = {
+        "account": "1234",
+        "zones": [{"device": "nosuchdevice", "type": "instant"}],
+    }
     r = home.gw.http.put(url, json=body, headers=home.gw.admin)
     assert r.status_code == 422 and "nosuchdevice" in r.json()["detail"]
     body["zones"] = [{"device": hall, "type": "instant"}]
