@@ -5,6 +5,7 @@ codes lock out; a leak alarms while disarmed; unacknowledged cases come back."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -172,3 +173,14 @@ def test_instant_zone_override_and_unknown_zone_refused(
     (case,) = home.cases()
     assert case["alarm"] == "burglary" and case["contact_id"] == 130
     assert expect_codes(central_station, {"130"})["ri"] == f"{_number(home, 'hall'):03d}"
+
+
+def test_keypad_back_online_is_told_the_status(home: SecuredHome) -> None:
+    keypad = home.peer("keypad")
+    topics = home.devices["keypad"]["topics"]
+    home.arm()
+    while json.loads(keypad.expect(topics["set"]).payload)["arm_mode"] != {"mode": "arm_all_zones"}:
+        pass
+    keypad.publish(topics["availability"], b'{"state": "online"}')
+    shown = json.loads(keypad.expect(topics["set"], timeout=10).payload)["arm_mode"]
+    assert shown == {"mode": "arm_all_zones"}

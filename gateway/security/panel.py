@@ -24,11 +24,14 @@ from alarms import (
     Event,
     PanelState,
     Tick,
+    ZoneOnline,
     ZoneSeen,
     ZoneTripped,
     next_deadline,
     step,
 )
+from alarms.keypad import display_for
+from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage
 from gateway.db.security_models import AlarmPanel
 from gateway.security.codes import check_code
@@ -115,6 +118,7 @@ class SecurityService:
         done: list[Effect] = []
         last = panel.updated_at
         latching = {d.uid for d in home.devices if d.kind in LATCHING_KINDS}
+        keypads = {d.uid for d in home.of_kind(DeviceKind.KEYPAD)}
         for event, at in inputs(lambda code: check_code(session, panel.home_id, code)):
             if isinstance(event, ZoneSeen) and _unsupervised(config.zones.get(event.zone)):
                 continue
@@ -126,6 +130,9 @@ class SecurityService:
                 continue  # the same open door reported again
             last = max(last, at)
             state, effects = step(config, state, event, last)
+            if isinstance(event, ZoneOnline) and event.zone in keypads:
+                # Keypads forget the panel's status when they restart.
+                effects.append(display_for(state, last))
             writer.write_all(effects)
             done += effects
         panel.state = state.model_dump(mode="json")
