@@ -13,6 +13,7 @@ from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets
 from gateway.security.panel import SecurityService, security_service
 from gateway.settings import Settings
+from recorder.live_rtc import LiveSessions
 
 
 @dataclass
@@ -25,6 +26,8 @@ class AppContext:
     """The supervised Mosquitto, when this process runs the embedded one."""
     hub: EventHub | None = None
     """Live fan-out of stored events to this process's WebSocket clients."""
+    live: LiveSessions | None = None
+    """Live view: the cameras' WebRTC sessions and their shared upstreams."""
 
     @property
     def security(self) -> SecurityService:

@@ -32,6 +32,8 @@ from gateway.secrets_store import GatewaySecrets, resolve_secrets
 from gateway.security.panel import security_service
 from gateway.security.role import AlarmsRole
 from gateway.settings import BrokerMode, Settings
+from recorder.live import LiveRelay
+from recorder.live_rtc import LiveSessions
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,20 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
     )
     hub.start()
     stack.callback(hub.stop)
+    live = LiveSessions(
+        LiveRelay(idle_s=settings.live_idle_s, open_timeout_s=settings.live_open_timeout_s),
+        host_addresses=[str(address) for address in settings.webrtc_host_addresses],
+        recheck_s=settings.stream_recheck_s,
+    )
+    stack.callback(live.close)
     return AppContext(
-        settings=settings, secrets=secrets, db=db, provisioner=provisioner, broker=broker, hub=hub
+        settings=settings,
+        secrets=secrets,
+        db=db,
+        provisioner=provisioner,
+        broker=broker,
+        hub=hub,
+        live=live,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, IPvAnyAddress, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,21 @@ class BrokerMode(StrEnum):
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server (``stun:``, ``turn:`` or ``turns:`` URLs), as WebRTC configures one."""
+
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: SecretStr | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_urls(cls, urls: list[str]) -> list[str]:
+        if any(not url.startswith(("stun:", "stuns:", "turn:", "turns:")) for url in urls):
+            raise ValueError("ICE server URLs start with stun:, stuns:, turn: or turns:")
+        return urls
 
 
 def _config_file() -> Path | None:
@@ -123,6 +138,21 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     sms_url: str | None = None
     sms_api_key: SecretStr | None = None
+
+    live_idle_s: float = Field(default=10.0, ge=0)
+    """How long a camera's live upstream stays open after its last viewer left."""
+    live_open_timeout_s: float = Field(default=10.0, gt=0)
+    """How long an offer waits for its camera to start streaming before a 503."""
+    webrtc_ice_servers: list[IceServer] = []
+    """STUN/TURN servers for live view, used by the gateway and handed to viewers (none by
+    default: never a public STUN server unless configured). See docs/live.md."""
+    webrtc_turn_secret: SecretStr | None = None
+    """coturn's ``static-auth-secret``: TURN servers without a username get per-viewer
+    credentials valid for ``webrtc_turn_ttl_s``."""
+    webrtc_turn_ttl_s: int = Field(default=3600, gt=0)
+    webrtc_host_addresses: list[IPvAnyAddress] = []
+    """The addresses the gateway offers host candidates on (empty: every interface address but
+    loopback, aioice's choice)."""
 
     login_window_s: int = Field(default=900, gt=0)
     login_max_failures_per_contract: int = Field(default=5, gt=0)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
+from gateway import pages
 from gateway.api.routes import (
     admin_contracts,
     admin_devices,
@@ -18,6 +19,7 @@ from gateway.api.routes import (
     dispatch,
     events,
     health,
+    live,
     me,
     security,
 )
@@ -56,6 +58,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         alerts,
         security,
         dispatch,
+        live,
         admin_contracts,
         admin_devices,
         admin_ingest,
@@ -63,6 +66,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     ):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(pages.router)
     app.mount("/metrics", make_asgi_app())
     app.add_exception_handler(MoydomError, _domain_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,212 @@
+"""Live view over WebRTC, WHEP-style (draft-ietf-wish-whep): ``POST`` an SDP offer to a camera's
+endpoint, get ``201`` with the SDP answer and the session's URL in ``Location``; ``DELETE`` that
+URL to leave. ``OPTIONS`` on the endpoint tells the client which STUN/TURN servers to use.
+
+Every step is owned: the camera must be the caller's (another contract's is a plain 404), only
+the viewer who opened a session can end it, and the session closes by itself when the token
+expires, the contract is suspended or the camera is removed (re-checked every
+``stream_recheck_s``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Annotated, Any
+
+from aiortc import RTCIceServer
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from devices.kinds import DeviceKind
+from gateway.api.deps import BearerDep, CtxDep, CurrentPrincipal, OwnedDevice, principal_from_token
+from gateway.api.schemas import DeviceIdPath, errors
+from gateway.context import AppContext
+from gateway.db.models import Device
+from gateway.errors import Conflict, MoydomError, NotFound
+from gateway.settings import Settings
+from gateway.tokens import Principal
+from recorder.live import CameraUnavailable, CodecNotRelayable
+from recorder.live_rtc import LiveSessions, OfferError
+
+router = APIRouter(prefix="/cameras", tags=["live"], responses=errors(401, 404))
+
+SDP = "application/sdp"
+MAX_OFFER_BYTES = 64 * 1024
+SessionIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+
+
+class UnsupportedMediaType(MoydomError):
+    status_code = 415
+
+
+class OfferTooLarge(MoydomError):
+    status_code = 413
+
+
+class CameraOffline(MoydomError):
+    status_code = 503
+
+
+def owned_camera(device: OwnedDevice) -> Device:
+    """The caller's own camera; any other device, or one without a stream, is a 404."""
+    if device.kind != DeviceKind.CAMERA or not device.rtsp_url:
+        raise NotFound(f"no camera {device.uid}")
+    return device
+
+
+OwnedCamera = Annotated[Device, Depends(owned_camera)]
+
+
+def live_of(ctx: AppContext) -> LiveSessions:
+    if ctx.live is None:
+        raise CameraOffline("live view does not run in this process")
+    return ctx.live
+
+
+def viewer_of(principal: Principal, token: str) -> tuple[int, bytes]:
+    """Who owns a session: the contract and the login (token) that opened it."""
+    return principal.contract_id, hashlib.sha256(token.encode()).digest()
+
+
+def ice_servers_for(settings: Settings, principal: Principal) -> list[RTCIceServer]:
+    """The configured STUN/TURN servers; TURN without a username gets coturn REST-API
+    credentials (``expiry:contract``, HMAC-SHA1 of it under the shared secret)."""
+    servers = []
+    secret = settings.webrtc_turn_secret
+    for server in settings.webrtc_ice_servers:
+        username = server.username
+        credential = server.credential.get_secret_value() if server.credential else None
+        is_turn = any(url.startswith("turn") for url in server.urls)
+        if username is None and secret is not None and is_turn:
+            username = (
+                f"{int(time.time()) + settings.webrtc_turn_ttl_s}:{principal.contract_number}"
+            )
+            mac = hmac.new(secret.get_secret_value().encode(), username.encode(), hashlib.sha1)
+            credential = base64.b64encode(mac.digest()).decode()
+        servers.append(RTCIceServer(urls=server.urls, username=username, credential=credential))
+    return servers
+
+
+def link_header(servers: list[RTCIceServer]) -> str:
+    """WHEP's ``Link: <url>; rel="ice-server"`` form of the servers."""
+    links = []
+    for server in servers:
+        urls = [server.urls] if isinstance(server.urls, str) else server.urls
+        for url in urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username is not None:
+                link += (
+                    f'; username="{server.username}"; credential="{server.credential}"'
+                    '; credential-type="password"'
+                )
+            links.append(link)
+    return ", ".join(links)
+
+
+def _with_links(headers: dict[str, str], servers: list[RTCIceServer]) -> dict[str, str]:
+    return {**headers, "Link": link_header(servers)} if servers else headers
+
+
+OFFER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {SDP: {"schema": {"type": "string"}}},
+        "description": "The viewer's SDP offer (recvonly video, optionally audio), "
+        "with its ICE candidates (no trickle).",
+    }
+}
+ANSWER: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "The SDP answer; ``Location`` is the session, ``Link`` the ICE servers.",
+        "content": {SDP: {"schema": {"type": "string"}}},
+    },
+    **errors(400, 409, 413, 415, 503),
+}
+
+
+@router.options("/{device_id}/whep", status_code=status.HTTP_204_NO_CONTENT)
+def whep_options(camera: OwnedCamera, principal: CurrentPrincipal, ctx: CtxDep) -> Response:
+    """The ICE servers (``Link`` headers) a viewer should gather candidates with."""
+    headers = _with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, principal))
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
+
+
+@router.post(
+    "/{device_id}/whep",
+    status_code=status.HTTP_201_CREATED,
+    response_class=Response,
+    openapi_extra=OFFER_BODY,
+    responses=ANSWER,
+)
+async def whep_offer(
+    request: Request,
+    camera: OwnedCamera,
+    principal: CurrentPrincipal,
+    ctx: CtxDep,
+    creds: BearerDep,
+) -> Response:
+    """Start watching the camera: 400 for an offer without H.264 video, 409 for a camera whose
+    codec cannot pass without transcoding, 503 when the camera does not stream."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != SDP:
+        raise UnsupportedMediaType(f"the offer must be sent as {SDP}")
+    offer = await request.body()
+    if len(offer) > MAX_OFFER_BYTES:
+        raise OfferTooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
+    assert creds is not None and camera.rtsp_url is not None  # checked by the dependencies
+    token, uid = creds.credentials, camera.uid
+
+    def still_allowed() -> bool:
+        with ctx.db.session() as session:
+            try:
+                again = principal_from_token(ctx, session, token)
+                ctx.provisioner.get_device(session, again.contract_id, uid)
+            except MoydomError:
+                return False
+        return True
+
+    servers = ice_servers_for(ctx.settings, principal)
+    try:
+        answer = await live_of(ctx).open(
+            uid,
+            camera.rtsp_url,
+            offer.decode("utf-8", errors="replace"),
+            owner=viewer_of(principal, token),
+            ice_servers=servers,
+            still_allowed=still_allowed,
+        )
+    except OfferError as exc:
+        raise MoydomError(str(exc)) from exc
+    except CodecNotRelayable as exc:
+        raise Conflict(str(exc)) from exc
+    except CameraUnavailable as exc:
+        raise CameraOffline(str(exc)) from exc
+    location = f"{request.url.path.rstrip('/')}/{answer.session_id}"
+    return Response(
+        answer.sdp,
+        status_code=status.HTTP_201_CREATED,
+        media_type=SDP,
+        headers=_with_links({"Location": location}, servers),
+    )
+
+
+@router.delete(
+    "/{device_id}/whep/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+async def whep_end(
+    device_id: DeviceIdPath,
+    session_id: SessionIdPath,
+    principal: CurrentPrincipal,
+    ctx: CtxDep,
+    creds: BearerDep,
+) -> Response:
+    """Leave: only the viewer who opened the session (the same login) can end it; anyone
+    else, even of the same contract, gets a 404."""
+    assert creds is not None  # checked by CurrentPrincipal
+    owner = viewer_of(principal, creds.credentials)
+    if not await live_of(ctx).end(session_id, camera=device_id, owner=owner):
+        raise NotFound("no such live session")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
