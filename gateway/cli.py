@@ -41,11 +41,6 @@ class Role(StrEnum):
     RECORDER = "recorder"
 
 
-AVAILABLE_ROLES = {Role.API, Role.INGEST, Role.ALARMS}
-"""Roles this version can run; the recorder arrives with its issue and is
-refused clearly until then rather than faked."""
-
-
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -69,11 +64,7 @@ def run(
 ) -> None:
     """Run the gateway: everything on one box, or the given roles."""
     _logging()
-    wanted = set(role or AVAILABLE_ROLES)
-    missing = sorted(r.value for r in wanted - AVAILABLE_ROLES)
-    if missing:
-        typer.echo(f"role(s) not available in this version: {', '.join(missing)}", err=True)
-        raise typer.Exit(2)
+    wanted = set(role or Role)
     settings = _settings()
     try:
         with ExitStack() as stack:

@@ -162,7 +162,7 @@ def _start_camera(stack: ExitStack) -> str | None:
 
 def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
-        ctx = run_roles(settings, {"api", "ingest", "alarms"}, stack)
+        ctx = run_roles(settings, {"api", "ingest", "alarms", "recorder"}, stack)
         assert ctx is not None
         specs = provision_demo_home(ctx)
         secure_demo_home(ctx)

@@ -30,6 +30,7 @@ from gateway.live import EventHub
 from gateway.provisioning import Provisioner
 from gateway.secrets_store import GatewaySecrets, resolve_secrets
 from gateway.security.panel import security_service
+from gateway.recording.role import RecorderRole
 from gateway.security.role import AlarmsRole
 from gateway.settings import BrokerMode, Settings
 from recorder.live import LiveRelay
@@ -177,7 +178,18 @@ def run_roles(settings: Settings, roles: set[str], stack: ExitStack) -> AppConte
         start_ingest(settings, secrets, db, stack)
     if "alarms" in roles:
         start_alarms(settings, secrets, db, stack)
+    if "recorder" in roles:
+        start_recorder(settings, secrets, db, stack)
     return ctx
+
+
+def start_recorder(
+    settings: Settings, secrets: GatewaySecrets, db: Database, stack: ExitStack
+) -> RecorderRole:
+    role = RecorderRole(settings, db, secrets.mqtt_password)
+    role.start()
+    stack.callback(role.stop)
+    return role
 
 
 def start_alarms(

@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(default=1000, ge=1)
     ingest_linger_ms: int = Field(default=20, ge=0)
 
+    recorder_segment_s: float = Field(default=10.0, ge=2, le=60)
+    recorder_preroll_s: float = Field(default=5.0, ge=0, le=60)
+    recorder_motion: bool = True
+    """Detect motion on every camera (a camera's settings can turn it off)."""
+    retention_days: float = Field(default=7.0, gt=0)
+    """Default continuous, motion and event-clip retention (a camera's settings win)."""
+    archive_min_free_bytes: int = Field(default=1 << 30, ge=0)
+    archive_min_free_percent: float = Field(default=5.0, ge=0, le=90)
+    """The free-space floor is the larger of the two."""
+    retention_sweep_s: float = Field(default=300.0, gt=0)
+    clip_before_s: float = Field(default=10.0, ge=0)
+    clip_after_s: float = Field(default=60.0, gt=0)
+    """An intercom call's or an alarm's clip: this long before and after it."""
+
     alarms_poll_s: float = Field(default=1.0, gt=0)
     """How often the alarms role looks for due deadlines, cases and outbox rows
     when no notice woke it earlier."""

@@ -36,15 +36,15 @@ def test_help_lists_the_commands() -> None:
         assert command in out
 
 
-def test_roles_not_built_yet_are_refused_clearly(tmp_path: Path) -> None:
+def test_an_unknown_role_is_refused_clearly(tmp_path: Path) -> None:
     r = subprocess.run(
-        [MOYDOM, "run", "--role", "recorder"],
+        [MOYDOM, "run", "--role", "recorders"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env=_env(),
     )
-    assert r.returncode == 2 and "recorder" in r.stderr
+    assert r.returncode == 2 and "recorders" in r.stderr
 
 
 def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:

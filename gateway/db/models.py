@@ -117,6 +117,8 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(64))
     mqtt_username: Mapped[str] = mapped_column(String(64), unique=True)
     rtsp_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """Kind-specific settings an operator set (a camera's retention and motion)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

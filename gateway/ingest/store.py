@@ -18,12 +18,14 @@ from prometheus_client import Counter
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage, PayloadError, parse
 from devices.topics import BRIDGE, Channel
 from devices.topics import parse as parse_topic
 from gateway.db.models import DeviceHealth, IngestMarker, RejectedMessage
 from gateway.ingest import bulk
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
+from gateway.recording.clips import mark_clips
 from gateway.security.effects import Changes
 from gateway.security.panel import SecurityService, ZoneMessage
 from gateway.security.zones import ZONE_KINDS, ZoneDevice
@@ -167,6 +169,7 @@ class BatchStore:
         rejected: list[dict[str, Any]] = []
         health: dict[int, dict[str, Any]] = {}
         zone_messages: list[ZoneMessage] = []
+        calls: list[tuple[int, datetime]] = []
         for item in items:
             digest = item.digest
             if item.dup and known.get(item.packet_id) == digest:
@@ -192,6 +195,8 @@ class BatchStore:
                     }
                 )
                 _health_row(device.id, msg, item.received_at, health.setdefault(device.id, {}))
+                if msg.body.get("event") == "call" and device.kind is DeviceKind.INTERCOM:
+                    calls.append((device.home_id, item.received_at))
                 if device.kind in ZONE_KINDS:
                     zone = ZoneDevice(device.id, device.uid, device.name, device.kind)
                     zone_messages.append(ZoneMessage(device.home_id, zone, msg, item.received_at))
@@ -209,6 +214,10 @@ class BatchStore:
             session.execute(insert(RejectedMessage), rejected)
         bulk.upsert(session, DeviceHealth, list(health.values()), ["device_id"])
         bulk.upsert_markers(session, self.session_name, markers, now)
+        if self.security is not None:
+            before, after = self.security.clip_window
+            for home_id, at in calls:
+                mark_clips(session, home_id, "intercom", at, before=before, after=after)
         if self.security is not None and zone_messages:
             # After the writes above: on SQLite the transaction then already
             # holds the write lock while the panels are read and updated.

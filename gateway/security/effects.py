@@ -36,6 +36,7 @@ from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
 from devices.topics import DeviceTopics
 from gateway.db.security_models import AlarmUser, Case, CaseEntry, CaseStatus
 from gateway.outbox.enqueue import Channel, command, enqueue
+from gateway.recording.clips import mark_clips
 from gateway.security.alerts import AlertWriter
 from gateway.security.home import HomeView
 from gateway.security.zones import ZoneDevice
@@ -79,12 +80,14 @@ class EffectWriter:
         now: datetime,
         central_station: bool,
         transports: frozenset[str],
+        clip_window: tuple[timedelta, timedelta],
     ) -> None:
         """``now`` is the wall clock: commands expire counted from it, even
         for an effect whose ``at`` is a deadline that passed while down."""
         self.session = session
         self.now = now
         self.central_station = central_station
+        self.clip_window = clip_window
         self.home = home
         self.root = root
         self.ack_timeout = ack_timeout
@@ -195,6 +198,25 @@ class EffectWriter:
         self.session.flush()
         self._open().append(case)
         self.session.add(CaseEntry(case_id=case.id, at=effect.at, kind="opened", text=text))
+        before, after = self.clip_window
+        cameras = mark_clips(
+            self.session,
+            self.home.home_id,
+            "alarm",
+            effect.at,
+            before=before,
+            after=after,
+            case_id=case.id,
+        )
+        if cameras:
+            self.session.add(
+                CaseEntry(
+                    case_id=case.id,
+                    at=effect.at,
+                    kind="clips",
+                    text=f"footage of {cameras} camera(s) held from {effect.at - before:%H:%M:%S}",
+                )
+            )
         self.changes.cases.append(case.id)
         number = zone.number if zone else self._user_number(effect.user)
         self._central_station(effect.contact_id, 1, number, effect.at, key=f"case-{case.id}-0")

@@ -79,6 +79,7 @@ class SecurityService:
         ack_timeout_s: float,
         central_station: bool,
         transports: frozenset[str] = frozenset(),
+        clip_window: tuple[timedelta, timedelta] = (timedelta(seconds=10), timedelta(seconds=60)),
     ) -> None:
         """``central_station``: whether a receiver is configured;
         ``transports``: which of ``email``, ``sms`` are. Nothing is queued
@@ -87,6 +88,8 @@ class SecurityService:
         self.ack_timeout = timedelta(seconds=ack_timeout_s)
         self.central_station = central_station
         self.transports = transports
+        self.clip_window = clip_window
+        """An alarm marks the home's cameras' footage this long before and after."""
 
     def run(
         self,
@@ -114,6 +117,7 @@ class SecurityService:
             now=now,
             central_station=self.central_station,
             transports=self.transports,
+            clip_window=self.clip_window,
         )
         done: list[Effect] = []
         last = panel.updated_at
@@ -228,5 +232,9 @@ def security_service(settings: Settings) -> SecurityService:
             name
             for name, configured in (("email", settings.smtp_host), ("sms", settings.sms_url))
             if configured
+        ),
+        clip_window=(
+            timedelta(seconds=settings.clip_before_s),
+            timedelta(seconds=settings.clip_after_s),
         ),
     )

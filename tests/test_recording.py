@@ -1,0 +1,141 @@
+"""The recorder role in the gateway: a real RTSP camera recorded into the
+archive with its index in the database (both backends), reconciled with the
+disk after a crash, camera availability as events, and alarm clips held past
+retention until their case is closed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.db.media_models import Clip, Recording
+from gateway.db.models import Device, Event, utcnow
+from gateway.db.security_models import Case, CaseStatus
+from gateway.recording.role import RecorderRole
+from gateway.recording.sweep import Floor, sweep
+from gateway.runtime import start_recorder
+from recorder.retention import RetentionPolicy
+from tests.conftest import Gateway
+from tests.rtsp import RtspServer, scene
+from tests.support import free_port
+from tests.test_ingest import wait_until
+
+
+@pytest.fixture
+def camera_server() -> Iterator[RtspServer]:
+    server = RtspServer(free_port(), {"/cam": scene(320, 180, 10, ball=True)})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def recorded(gateway_factory: Any, camera_server: RtspServer, tmp_path: Path) -> Iterator[Any]:
+    gw: Gateway = gateway_factory(
+        archive_dir=tmp_path / "archive", recorder_segment_s=2.0, retention_sweep_s=3600
+    )
+    gw.create_contract("6101")
+    cam = gw.create_device("6101", "camera", "porch", rtsp_url=camera_server.url("/cam"))
+    yield gw, cam
+
+
+def _rows(gw: Gateway) -> list[Recording]:
+    with gw.ctx.db.session() as session:
+        return list(session.scalars(select(Recording).order_by(Recording.start)))
+
+
+def _start(gw: Gateway) -> RecorderRole:
+    role = start_recorder(gw.settings, gw.ctx.secrets, gw.ctx.db, gw.stack)
+    assert role.ready.wait(20)
+    return role
+
+
+def test_camera_is_recorded_and_indexed(recorded: Any) -> None:
+    gw, cam = recorded
+    role = _start(gw)
+    wait_until(lambda: len(_rows(gw)) >= 3, 30)
+    role.stop()
+    rows = _rows(gw)
+    archive = gw.settings.archive_path().resolve()
+    on_disk = sorted(str(p.relative_to(archive)) for p in archive.rglob("*.mp4"))
+    assert sorted(r.path for r in rows) == on_disk
+    assert all(r.path.startswith(f"{cam['id']}/") for r in rows)
+    for row in rows:
+        assert (archive / row.path).stat().st_size == row.bytes
+    # Cut on keyframes (one a second) near 2 s; the last one was closed by stop.
+    assert all(1.0 <= (r.end - r.start).total_seconds() <= 4.0 for r in rows[:-1])
+    with gw.ctx.db.session() as session:
+        query = select(Event).where(Event.event == "availability").order_by(Event.id)
+        states = [e.body["state"] for e in session.scalars(query)]
+    assert states[0] == "online"
+
+
+def test_index_is_reconciled_with_the_disk_at_start(recorded: Any) -> None:
+    gw, _ = recorded
+    role = _start(gw)
+    wait_until(lambda: len(_rows(gw)) >= 3, 30)
+    role.stop()
+    archive = gw.settings.archive_path().resolve()
+    first, second = _rows(gw)[:2]
+    (archive / first.path).unlink()  # a file lost behind the index's back
+    with gw.ctx.db.transaction() as session:  # a file whose row was never written
+        session.delete(session.get_one(Recording, second.id))
+    role = _start(gw)
+    role.index.flush()
+    paths = {r.path for r in _rows(gw)}
+    assert first.path not in paths and second.path in paths
+    role.stop()
+
+
+def test_alarm_clip_is_held_until_its_case_closes(recorded: Any) -> None:
+    gw, cam = recorded
+    role = _start(gw)
+    wait_until(lambda: len(_rows(gw)) >= 4, 30)
+    role.stop()
+    rows = _rows(gw)
+    held = rows[1]
+    with gw.ctx.db.transaction() as session:
+        device = session.scalars(select(Device).where(Device.uid == cam["id"])).one()
+        case = Case(
+            contract_id=device.contract_id,
+            home_id=device.home_id,
+            alarm="burglary",
+            contact_id=130,
+            zone=None,
+            status=CaseStatus.OPEN,
+            opened_at=held.start,
+        )
+        session.add(case)
+        session.flush()
+        session.add(
+            Clip(
+                device_id=device.id,
+                contract_id=device.contract_id,
+                kind="alarm",
+                start=held.start + timedelta(milliseconds=100),
+                end=held.end - timedelta(milliseconds=100),
+                case_id=case.id,
+            )
+        )
+        case_id = case.id
+    archive = gw.settings.archive_path().resolve()
+    gone = RetentionPolicy(0.00001, 0.00001, 0.00001)  # a second: everything is old
+    time.sleep(1.5)
+
+    def run_sweep() -> None:
+        with gw.ctx.db.session() as session:
+            sweep(session, archive, policies={}, default=gone, floor=Floor(0, 0), now=utcnow())
+
+    run_sweep()
+    assert [r.path for r in _rows(gw)] == [held.path]
+    assert (archive / held.path).exists()
+    with gw.ctx.db.transaction() as session:
+        session.get_one(Case, case_id).status = CaseStatus.CLOSED
+    run_sweep()
+    assert _rows(gw) == [] and not (archive / held.path).exists()
