@@ -1,0 +1,244 @@
+"""Playback for the caller's own cameras: the timeline of a range, the range
+as one seekable MP4 (served with byte ranges, so a stock browser plays and
+seeks it), exports with progress, and JPEG snapshots. Every URL checks the
+owner: another contract's camera or export is a plain 404."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import av
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from devices.kinds import DeviceKind
+from gateway.api.deps import CtxDep, CurrentPrincipal, OwnedDevice, SessionDep
+from gateway.api.schemas import errors
+from gateway.context import AppContext
+from gateway.db.media_models import Clip, Export, MotionSpan, Recording
+from gateway.db.models import Device, Event
+from gateway.db.security_models import Case, CaseStatus
+from gateway.errors import Invalid, NotFound
+from gateway.recording.exports import Exporter, pieces
+from recorder.export import ExportError, export
+from recorder.snapshot import SnapshotError, snapshot
+
+router = APIRouter(tags=["archive"], responses=errors(401, 404))
+MAX_TIMELINE = timedelta(days=2)
+MAX_PLAYBACK = timedelta(hours=1)
+MAX_EXPORT = timedelta(hours=12)
+MP4 = "video/mp4"
+
+
+def owned_camera(device: OwnedDevice) -> Device:
+    if device.kind != DeviceKind.CAMERA.value:
+        raise NotFound(f"no camera {device.uid}")
+    return device
+
+
+Camera = Annotated[Device, Depends(owned_camera)]
+
+
+def _range(start: datetime, end: datetime, longest: timedelta) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("start and end need a time zone (e.g. 2026-11-25T10:00:00Z)")
+    if end <= start:
+        raise Invalid("end must be after start")
+    if end - start > longest:
+        raise Invalid(f"a range of at most {longest} here")
+
+
+class Span(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ClipOut(Span):
+    kind: str
+    held: bool
+
+
+class StatusChange(BaseModel):
+    at: datetime
+    state: str
+
+
+class TimelineOut(BaseModel):
+    recorded: list[Span]
+    motion: list[Span]
+    clips: list[ClipOut]
+    availability: list[StatusChange]
+
+
+def _merge(spans: list[Span], gap: float = 1.5) -> list[Span]:
+    """Back-to-back segments are one recorded span; a gap shows where the camera was away."""
+    merged: list[Span] = []
+    for span in spans:
+        if merged and (span.start - merged[-1].end).total_seconds() <= gap:
+            merged[-1] = Span(start=merged[-1].start, end=max(merged[-1].end, span.end))
+        else:
+            merged.append(span)
+    return merged
+
+
+@router.get("/cameras/{device_id}/timeline", response_model=TimelineOut, responses=errors(422))
+def timeline(camera: Camera, session: SessionDep, start: datetime, end: datetime) -> TimelineOut:
+    """Recorded spans (gaps where the camera was away), motion, event clips and
+    the camera's online/offline changes in ``[start, end)``."""
+    _range(start, end, MAX_TIMELINE)
+    recorded = session.execute(
+        select(Recording.start, Recording.end)
+        .where(Recording.device_id == camera.id, Recording.end > start, Recording.start < end)
+        .order_by(Recording.start)
+    )
+    motion = session.execute(
+        select(MotionSpan.start, MotionSpan.end)
+        .where(MotionSpan.device_id == camera.id, MotionSpan.end > start, MotionSpan.start < end)
+        .order_by(MotionSpan.start)
+    )
+    clips = session.execute(
+        select(Clip.kind, Clip.start, Clip.end, Case.status)
+        .outerjoin(Case, Case.id == Clip.case_id)
+        .where(Clip.device_id == camera.id, Clip.end > start, Clip.start < end)
+        .order_by(Clip.start)
+    )
+    changes = session.execute(
+        select(Event.received_at, Event.body)
+        .where(
+            Event.device_id == camera.id,
+            Event.event == "availability",
+            Event.received_at >= start,
+            Event.received_at < end,
+        )
+        .order_by(Event.id)
+    )
+    return TimelineOut(
+        recorded=_merge([Span(start=s, end=e) for s, e in recorded]),
+        motion=[Span(start=s, end=e) for s, e in motion],
+        clips=[
+            ClipOut(kind=k, start=s, end=e, held=st is not None and st != CaseStatus.CLOSED)
+            for k, s, e, st in clips
+        ],
+        availability=[StatusChange(at=at, state=str(body.get("state"))) for at, body in changes],
+    )
+
+
+def _archive(ctx: AppContext) -> Path:
+    return ctx.settings.archive_path().resolve()
+
+
+@router.get(
+    "/cameras/{device_id}/recording.mp4",
+    response_class=FileResponse,
+    responses={**errors(422), 200: {"content": {MP4: {}}}, 206: {"content": {MP4: {}}}},
+)
+def recording(
+    camera: Camera, session: SessionDep, ctx: CtxDep, start: datetime, end: datetime
+) -> FileResponse:
+    """Up to an hour of the archive as one MP4 (moov first, no re-encode),
+    with ``Range`` support so a ``<video>`` element seeks in it."""
+    _range(start, end, MAX_PLAYBACK)
+    cache = ctx.settings.var_dir.resolve() / "playback"
+    cache.mkdir(parents=True, exist_ok=True)
+    found = pieces(session, _archive(ctx), camera.id, start, end)
+    if not found:
+        raise NotFound("no recording in that range")
+    key = f"{camera.id}-{int(start.timestamp() * 1000)}-{int(end.timestamp() * 1000)}"
+    out = cache / f"{key}-{len(found)}.mp4"
+    if not out.exists():
+        try:
+            export(found, start, end, out)
+        except (ExportError, OSError, av.FFmpegError) as exc:
+            raise NotFound(f"cannot play that range: {exc}") from exc
+    return FileResponse(out, media_type=MP4)
+
+
+class ExportRequest(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ExportOut(BaseModel):
+    id: str
+    status: str
+    progress: float
+    error: str | None
+    file: str | None
+
+
+def _export_out(row: Export) -> ExportOut:
+    done = row.status == "done"
+    return ExportOut(
+        id=row.id,
+        status=row.status,
+        progress=row.progress,
+        error=row.error,
+        file=f"/api/v1/exports/{row.id}/file" if done else None,
+    )
+
+
+@router.post(
+    "/cameras/{device_id}/exports",
+    response_model=ExportOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(422),
+)
+def start_export(body: ExportRequest, camera: Camera, ctx: CtxDep) -> ExportOut:
+    """Export up to 12 hours into one seekable MP4; poll ``GET /exports/{id}``."""
+    _range(body.start, body.end, MAX_EXPORT)
+    exporter = Exporter(ctx.db, _archive(ctx), ctx.settings.var_dir.resolve() / "exports")
+    job = exporter.start(camera, body.start, body.end)
+    return ExportOut(id=job, status="running", progress=0.0, error=None, file=None)
+
+
+def _owned_export(job: str, principal: CurrentPrincipal, session: SessionDep) -> Export:
+    row = session.get(Export, job)
+    if row is None or row.contract_id != principal.contract_id:
+        raise NotFound(f"no export {job}")
+    return row
+
+
+@router.get("/exports/{job}", response_model=ExportOut)
+def get_export(row: Annotated[Export, Depends(_owned_export)]) -> ExportOut:
+    return _export_out(row)
+
+
+@router.get(
+    "/exports/{job}/file",
+    response_class=FileResponse,
+    responses={200: {"content": {MP4: {}}}, 206: {"content": {MP4: {}}}},
+)
+def export_file(row: Annotated[Export, Depends(_owned_export)]) -> FileResponse:
+    if row.status != "done" or row.path is None or not Path(row.path).exists():
+        raise NotFound(f"export {row.id} is not ready")
+    return FileResponse(row.path, media_type=MP4, filename=f"moydom-{row.id[:8]}.mp4")
+
+
+@router.get(
+    "/cameras/{device_id}/snapshot.jpg",
+    response_class=Response,
+    responses={**errors(422), 200: {"content": {"image/jpeg": {}}}},
+)
+def camera_snapshot(
+    camera: Camera,
+    session: SessionDep,
+    ctx: CtxDep,
+    at: Annotated[datetime | None, Query(description="default: the latest recorded frame")] = None,
+) -> Response:
+    if at is not None and at.tzinfo is None:
+        raise Invalid("at needs a time zone")
+    query = select(Recording).where(Recording.device_id == camera.id)
+    if at is not None:
+        query = query.where(Recording.start <= at, Recording.end >= at)
+    row = session.scalars(query.order_by(Recording.start.desc()).limit(1)).first()
+    if row is None:
+        raise NotFound("no recording at that time")
+    try:
+        jpeg = snapshot(_archive(ctx) / row.path, row.start, at)
+    except (SnapshotError, OSError, av.FFmpegError) as exc:
+        raise NotFound(f"no frame at that time: {exc}") from exc
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})
