@@ -183,6 +183,7 @@ def run_demo(settings: Settings) -> None:
             f"  admin token   {ctx.secrets.admin_token}",
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
             f"  test camera   {camera or 'not running (GStreamer RTSP server missing)'}",
+            f"  live view     {base}/live   (log in as the subscriber; WebRTC, see docs/live.md)",
             "  Ctrl-C stops everything.",
             "",
         ]

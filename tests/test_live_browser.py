@@ -33,11 +33,21 @@ CHROMIUM_ARGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--autoplay-policy=no-user-gesture-required",
 ]
-CAMERA = (
-    f"( videotestsrc is-live=true pattern=ball ! {encode(640, 360, 15)} "
-    "audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! alawenc "
-    "! rtppcmapay name=pay1 )"
+G711 = (
+    "audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1"
 )
+BALL = "videotestsrc is-live=true pattern=ball"
+HIGH = (
+    "video/x-raw,width=640,height=360,framerate=15/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=600 "
+    "! video/x-h264,profile=high ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+# Cameras send Main or High profile too; the SDP answer can only name Baseline (aiortc knows no
+# other), and Chromium decodes what comes regardless.
+CAMERAS = {
+    "constrained-baseline": f"( {BALL} ! {encode(640, 360, 15)} {G711} )",
+    "high": f"( {BALL} ! {HIGH} {G711} )",
+}
 # Records, in page time (ms since navigation), when the video shows its first frame.
 FIRST_FRAME = """
 addEventListener("DOMContentLoaded", () => {
@@ -66,8 +76,9 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'moydom.db'}"
 
 
+@pytest.mark.parametrize("profile", list(CAMERAS))
 def test_chromium_plays_a_camera_from_the_viewer_page(
-    gateway_factory: Callable[..., Gateway], tmp_path: Path
+    gateway_factory: Callable[..., Gateway], tmp_path: Path, profile: str
 ) -> None:
     reason = netns.unavailable()
     if reason is not None:
@@ -78,16 +89,16 @@ def test_chromium_plays_a_camera_from_the_viewer_page(
     rtsp = f"rtsp://127.0.0.1:{camera_port}/cam"
     camera = gw.create_device("1001", "camera", "hall", rtsp_url=rtsp)["id"]
     token = gw.login("1001")["Authorization"].removeprefix("Bearer ")
-    profile = tmp_path / "chromium"
+    user_data = tmp_path / "chromium"
 
     def watch() -> dict[str, Any]:
         with (
-            RtspServer(camera_port, {"/cam": CAMERA}),
+            RtspServer(camera_port, {"/cam": CAMERAS[profile]}),
             netns.serve(gw.ctx, "127.0.0.1", http_port) as url,
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                user_data, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
             try:
                 page = browser.new_page()

@@ -1,0 +1,131 @@
+"""The command line, ``python -m bench.live``: the method is in the package docstring."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import live
+from bench.ingest.cpu import cpu_seconds
+from bench.live.rig import (
+    FPS,
+    Crowd,
+    GatewayProcess,
+    start_camera,
+    start_gateway,
+    start_recorder,
+    stream_file,
+)
+
+TARGET_PER_VIEWER = 0.02
+UPSTREAMS = "moydom_live_upstreams"
+PER_PROCESS = 10
+CACHE = Path("var/bench")
+
+
+def busy(pid: int, seconds: float) -> float:
+    """The share of one core ``pid`` used over the next ``seconds``."""
+    start, began = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - start) / (time.monotonic() - began)
+
+
+def join(gateway: GatewayProcess, count: int) -> tuple[list[Crowd], list[float]]:
+    """``count`` more viewers, in processes of at most PER_PROCESS; their times to first frame."""
+    crowds = [Crowd(gateway, min(PER_PROCESS, count - n)) for n in range(0, count, PER_PROCESS)]
+    return crowds, [t for crowd in crowds for t in crowd.first_frames()]
+
+
+def main() -> None:
+    doc = live.__doc__ or ""
+    parser = argparse.ArgumentParser(prog="python -m bench.live", description=doc.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per step")
+    parser.add_argument("--settle", type=float, default=3.0, help="wait before measuring")
+    parser.add_argument("--steps", default="1,10,50", help="viewer counts, ascending")
+    args = parser.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    video = stream_file(CACHE / f"live-{FPS}fps-1080p-main.ts")
+    with ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="moydom-bench-live-"))
+        stack.callback(shutil.rmtree, tmp, True)
+        camera = start_camera(stack, video)
+        (tmp / "var").mkdir()
+        gateway = start_gateway(stack, tmp / "var", camera)
+        time.sleep(args.settle)
+        idle = busy(gateway.pid, args.seconds)
+        rows: list[tuple[int, float, float]] = []
+        crowds: list[Crowd] = []
+        cold, warm = 0.0, []
+        for count in steps:
+            added, times = join(gateway, count - sum(c.count for c in crowds))
+            if not crowds:
+                cold, times = times[0], times[1:]
+            crowds += added
+            warm += times
+            time.sleep(args.settle)
+            rows.append((count, busy(gateway.pid, args.seconds), gateway.metric(UPSTREAMS)))
+        frames = [n for crowd in crowds for n in crowd.leave()]
+        time.sleep(4)  # live_idle_s is 2 in the rig
+        upstreams_after = gateway.metric(UPSTREAMS)
+        recorder = start_recorder(stack, camera, tmp / "archive")
+        time.sleep(args.settle)
+        record = busy(recorder.pid, args.seconds)
+        recorder.terminate()
+        copy = ffmpeg_copy(stack, camera, tmp / "ffmpeg", args)
+    report(idle, rows, record, copy, cold, warm, frames, upstreams_after)
+
+
+def ffmpeg_copy(stack: ExitStack, camera: str, out: Path, args: argparse.Namespace) -> float:
+    """``ffmpeg -c copy`` into 10 s segments (what Frigate runs), for scale."""
+    out.mkdir()
+    cmd = ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", camera, "-c", "copy"]
+    cmd += ["-f", "segment", "-segment_time", "10", "-reset_timestamps", "1", str(out / "%03d.mp4")]
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    stack.callback(process.wait, 10)
+    stack.callback(process.terminate)
+    time.sleep(args.settle)
+    return busy(process.pid, args.seconds)
+
+
+def report(
+    idle: float,
+    rows: list[tuple[int, float, float]],
+    record: float,
+    copy: float,
+    cold: float,
+    warm: list[float],
+    frames: list[int],
+    upstreams_after: float,
+) -> None:
+    print(f"\nLive view, one 1080p{FPS} H.264 camera (4 Mbit/s), aiortc viewers on loopback")
+    print(f"gateway idle (no viewer):            {idle:6.1%} of a core")
+    print("viewers   gateway CPU   upstreams")
+    for count, cpu, upstreams in rows:
+        print(f"{count:7d}   {cpu:10.1%}   {upstreams:9.0f}")
+    for (n0, c0, _), (n1, c1, _) in itertools.pairwise(rows):
+        per = (c1 - c0) / (n1 - n0)
+        verdict = "meets" if per <= TARGET_PER_VIEWER else "MISSES"
+        print(f"per added viewer {n0}→{n1}: {per:6.2%} of a core ({verdict} ≤ 2 %)")
+    one = rows[0][1] - idle if rows and rows[0][0] == 1 else float("nan")
+    print(f"live path, 1 viewer (over idle):     {one:6.1%}")
+    print(
+        f"recorder copy path (recorder.run):   {record:6.1%}   live/recorder = {one / record:.2f}"
+    )
+    print(f"ffmpeg -c copy (segments):           {copy:6.1%}   live/ffmpeg   = {one / copy:.2f}")
+    if warm:
+        p50 = statistics.median(warm)
+        p95 = statistics.quantiles(warm, n=20)[18] if len(warm) >= 2 else warm[0]
+        print(f"time to first frame: cold {cold:.2f} s; warm p50 {p50:.2f} s, p95 {p95:.2f} s")
+    print(f"video frames per viewer: min {min(frames)}, max {max(frames)}")
+    print(f"upstreams after the last viewer left (+ idle): {upstreams_after:.0f}")
+
+
+if __name__ == "__main__":
+    main()
