@@ -28,9 +28,9 @@ from gateway.errors import BrokerUnavailable
 from gateway.ingest.worker import IngestConfig, IngestWorker
 from gateway.live import EventHub
 from gateway.provisioning import Provisioner
+from gateway.recording.role import RecorderRole
 from gateway.secrets_store import GatewaySecrets, resolve_secrets
 from gateway.security.panel import security_service
-from gateway.recording.role import RecorderRole
 from gateway.security.role import AlarmsRole
 from gateway.settings import BrokerMode, Settings
 from recorder.live import LiveRelay

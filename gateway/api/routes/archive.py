@@ -10,17 +10,26 @@ from pathlib import Path
 from typing import Annotated
 
 import av
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from devices.kinds import DeviceKind
-from gateway.api.deps import CtxDep, CurrentPrincipal, OwnedDevice, SessionDep
-from gateway.api.schemas import errors
+from gateway.api.deps import (
+    BearerDep,
+    CtxDep,
+    CurrentPrincipal,
+    OwnedDevice,
+    SessionDep,
+    Unauthorized,
+    principal_from_token,
+)
+from gateway.api.schemas import DeviceIdPath, errors
+from gateway.api.signed import SIGNED_TTL_S, sign, verify
 from gateway.context import AppContext
 from gateway.db.media_models import Clip, Export, MotionSpan, Recording
-from gateway.db.models import Device, Event
+from gateway.db.models import Contract, Device, Event
 from gateway.db.security_models import Case, CaseStatus
 from gateway.errors import Invalid, NotFound
 from gateway.recording.exports import Exporter, pieces
@@ -41,6 +50,39 @@ def owned_camera(device: OwnedDevice) -> Device:
 
 
 Camera = Annotated[Device, Depends(owned_camera)]
+
+
+def media_contract(request: Request, ctx: CtxDep, session: SessionDep, creds: BearerDep) -> int:
+    """A bearer token, or a signed URL (``gateway.api.signed``) for this very resource."""
+    if creds is not None:
+        return principal_from_token(ctx, session, creds.credentials).contract_id
+    contract_id = verify(ctx.secrets.secret_key, request)
+    contract = session.get(Contract, contract_id) if contract_id is not None else None
+    if contract is None or not contract.active:
+        raise Unauthorized("bearer token or a valid signed URL required")
+    return contract.id
+
+
+MediaContract = Annotated[int, Depends(media_contract)]
+
+
+def media_camera(
+    device_id: DeviceIdPath, contract_id: MediaContract, session: SessionDep
+) -> Device:
+    device = session.scalars(
+        select(Device).where(
+            Device.uid == device_id,
+            Device.contract_id == contract_id,
+            Device.kind == DeviceKind.CAMERA.value,
+            Device.deleted_at.is_(None),
+        )
+    ).first()
+    if device is None:
+        raise NotFound(f"no camera {device_id}")
+    return device
+
+
+MediaCamera = Annotated[Device, Depends(media_camera)]
 
 
 def _range(start: datetime, end: datetime, longest: timedelta) -> None:
@@ -137,10 +179,11 @@ def _archive(ctx: AppContext) -> Path:
     responses={**errors(422), 200: {"content": {MP4: {}}}, 206: {"content": {MP4: {}}}},
 )
 def recording(
-    camera: Camera, session: SessionDep, ctx: CtxDep, start: datetime, end: datetime
+    camera: MediaCamera, session: SessionDep, ctx: CtxDep, start: datetime, end: datetime
 ) -> FileResponse:
     """Up to an hour of the archive as one MP4 (moov first, no re-encode),
-    with ``Range`` support so a ``<video>`` element seeks in it."""
+    with ``Range`` support so a ``<video>`` element seeks in it. A bearer
+    token, or the signed URL ``GET …/playback`` gives (for ``<video src>``)."""
     _range(start, end, MAX_PLAYBACK)
     cache = ctx.settings.var_dir.resolve() / "playback"
     cache.mkdir(parents=True, exist_ok=True)
@@ -155,6 +198,29 @@ def recording(
         except (ExportError, OSError, av.FFmpegError) as exc:
             raise NotFound(f"cannot play that range: {exc}") from exc
     return FileResponse(out, media_type=MP4)
+
+
+class PlaybackOut(BaseModel):
+    recording: str
+    snapshot: str
+    expires_in: int
+
+
+@router.get("/cameras/{device_id}/playback", response_model=PlaybackOut, responses=errors(422))
+def playback(
+    camera: Camera, principal: CurrentPrincipal, ctx: CtxDep, start: datetime, end: datetime
+) -> PlaybackOut:
+    """Signed URLs for ``<video src>`` and ``<img src>`` (which cannot send a
+    bearer token): the range's MP4 and a snapshot at its start."""
+    _range(start, end, MAX_PLAYBACK)
+    key, cid = ctx.secrets.secret_key, principal.contract_id
+    base = f"/api/v1/cameras/{camera.uid}"
+    times = {"start": start.isoformat(), "end": end.isoformat()}
+    return PlaybackOut(
+        recording=sign(key, f"{base}/recording.mp4", times, cid),
+        snapshot=sign(key, f"{base}/snapshot.jpg", {"at": start.isoformat()}, cid),
+        expires_in=SIGNED_TTL_S,
+    )
 
 
 class ExportRequest(BaseModel):
@@ -195,16 +261,22 @@ def start_export(body: ExportRequest, camera: Camera, ctx: CtxDep) -> ExportOut:
     return ExportOut(id=job, status="running", progress=0.0, error=None, file=None)
 
 
-def _owned_export(job: str, principal: CurrentPrincipal, session: SessionDep) -> Export:
+def _owned_export(job: str, contract_id: MediaContract, session: SessionDep) -> Export:
     row = session.get(Export, job)
-    if row is None or row.contract_id != principal.contract_id:
+    if row is None or row.contract_id != contract_id:
         raise NotFound(f"no export {job}")
     return row
 
 
 @router.get("/exports/{job}", response_model=ExportOut)
-def get_export(row: Annotated[Export, Depends(_owned_export)]) -> ExportOut:
-    return _export_out(row)
+def get_export(
+    row: Annotated[Export, Depends(_owned_export)], principal: CurrentPrincipal, ctx: CtxDep
+) -> ExportOut:
+    """Progress; once done, ``file`` is a signed URL of the MP4 (10 minutes)."""
+    out = _export_out(row)
+    if out.file is not None:
+        out.file = sign(ctx.secrets.secret_key, out.file, {}, principal.contract_id)
+    return out
 
 
 @router.get(
@@ -224,7 +296,7 @@ def export_file(row: Annotated[Export, Depends(_owned_export)]) -> FileResponse:
     responses={**errors(422), 200: {"content": {"image/jpeg": {}}}},
 )
 def camera_snapshot(
-    camera: Camera,
+    camera: MediaCamera,
     session: SessionDep,
     ctx: CtxDep,
     at: Annotated[datetime | None, Query(description="default: the latest recorded frame")] = None,
