@@ -5,6 +5,10 @@ audio, and who may watch or end what."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import re
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -219,6 +223,8 @@ def test_no_one_watches_or_ends_what_is_not_theirs(live: Live, camera: RtspServe
             )
             assert gone.status_code == 404
         await viewer.wait_frames(5)  # still watching
+        trickle = await http.patch(viewer.session_url, headers=viewer.headers)
+        assert trickle.status_code == 405  # no trickle ICE: WHEP's answer for that
         wrong_camera = viewer.session_url.replace(cam, sensor)
         assert (await http.delete(wrong_camera, headers=viewer.headers)).status_code == 404
         assert await viewer.leave(http) == 204
@@ -287,3 +293,39 @@ def test_refused_offers(live: Live, camera: RtspServer) -> None:
         assert live.sessions == 0
 
     run(body)
+
+
+def test_viewers_get_time_limited_turn_credentials(gateway_factory: Callable[..., Gateway]) -> None:
+    secret = "coturn-static-auth-secret"
+    gw = gateway_factory(
+        webrtc_ice_servers=[
+            {"urls": ["stun:turn.test:3478", "turn:turn.test:3478?transport=udp"]},
+            {"urls": ["turns:static.test:443"], "username": "moydom", "credential": "s3cret"},
+        ],
+        webrtc_turn_secret=secret,
+        webrtc_turn_ttl_s=600,
+    )
+    gw.create_contract("1001")
+    gw.create_contract("2002")
+    cam = gw.create_device("1001", "camera", "hall", rtsp_url="rtsp://127.0.0.1:9/cam")["id"]
+    answer = gw.http.options(f"/api/v1/cameras/{cam}/whep", headers=gw.login("1001"))
+    assert answer.status_code == 204
+    links = {
+        url: dict(re.findall(r'([\w-]+)="([^"]*)"', params))
+        for url, params in re.findall(r"<([^>]+)>([^<]*)", answer.headers["link"])
+    }
+    assert set(links) == {
+        "stun:turn.test:3478",
+        "turn:turn.test:3478?transport=udp",
+        "turns:static.test:443",
+    }
+    turn = links["turn:turn.test:3478?transport=udp"]
+    expires, contract = turn["username"].split(":")
+    assert contract == "1001" and abs(int(expires) - (time.time() + 600)) < 10
+    mac = hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(mac).decode()
+    assert turn["rel"] == "ice-server" and turn["credential-type"] == "password"
+    static = links["turns:static.test:443"]
+    assert (static["username"], static["credential"]) == ("moydom", "s3cret")
+    other = gw.http.options(f"/api/v1/cameras/{cam}/whep", headers=gw.login("2002"))
+    assert other.status_code == 404 and "link" not in other.headers
