@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-DEB_PACKAGES := python3-venv mosquitto mosquitto-clients postgresql ffmpeg \
+DEB_PACKAGES := python3-venv mosquitto mosquitto-clients postgresql ffmpeg chromium iproute2 util-linux \
 	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,6 +28,7 @@ test-fast: system-deps venv
 bench: system-deps venv
 	$(BIN)/python -m bench.provision
 	$(BIN)/python -m bench.ingest --messages 50000
+	$(BIN)/python -m bench.alarms
 
 lint: venv
 	$(BIN)/ruff check .
