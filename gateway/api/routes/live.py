@@ -14,16 +14,22 @@ import base64
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiortc import RTCIceServer
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from devices.kinds import DeviceKind
-from gateway.api.deps import BearerDep, CtxDep, CurrentPrincipal, OwnedDevice, principal_from_token
+from gateway.api.deps import (
+    BearerDep,
+    CtxDep,
+    CurrentPrincipal,
+    Unauthorized,
+    principal_from_token,
+)
 from gateway.api.schemas import DeviceIdPath, errors
 from gateway.context import AppContext
-from gateway.db.models import Device
 from gateway.errors import Conflict, MoydomError, NotFound
 from gateway.settings import Settings
 from gateway.tokens import Principal
@@ -49,14 +55,35 @@ class CameraOffline(MoydomError):
     status_code = 503
 
 
-def owned_camera(device: OwnedDevice) -> Device:
-    """The caller's own camera; any other device, or one without a stream, is a 404."""
-    if device.kind != DeviceKind.CAMERA or not device.rtsp_url:
-        raise NotFound(f"no camera {device.uid}")
-    return device
+@dataclass(frozen=True)
+class LiveCaller:
+    """Who asks, with which token, for which of their own cameras."""
+
+    principal: Principal
+    token: str
+    camera: str
+    rtsp_url: str
 
 
-OwnedCamera = Annotated[Device, Depends(owned_camera)]
+def check_caller(ctx: AppContext, token: str, device_id: str) -> LiveCaller:
+    """The token's subscriber and their own camera, or 401/404 (another contract's camera, or
+    any device that is not a camera, is a plain 404). A short session of its own: no database
+    connection is held while an offer waits for its camera, and the re-check reuses it."""
+    with ctx.db.session() as session:
+        principal = principal_from_token(ctx, session, token)
+        device = ctx.provisioner.get_device(session, principal.contract_id, device_id)
+        if device.kind != DeviceKind.CAMERA or not device.rtsp_url:
+            raise NotFound(f"no camera {device_id}")
+        return LiveCaller(principal, token, device.uid, device.rtsp_url)
+
+
+def live_caller(device_id: DeviceIdPath, ctx: CtxDep, creds: BearerDep) -> LiveCaller:
+    if creds is None:
+        raise Unauthorized("bearer token required")
+    return check_caller(ctx, creds.credentials, device_id)
+
+
+LiveCallerDep = Annotated[LiveCaller, Depends(live_caller)]
 
 
 def live_of(ctx: AppContext) -> LiveSessions:
@@ -127,9 +154,9 @@ ANSWER: dict[int | str, dict[str, Any]] = {
 
 
 @router.options("/{device_id}/whep", status_code=status.HTTP_204_NO_CONTENT)
-def whep_options(camera: OwnedCamera, principal: CurrentPrincipal, ctx: CtxDep) -> Response:
+def whep_options(caller: LiveCallerDep, ctx: CtxDep) -> Response:
     """The ICE servers (``Link`` headers) a viewer should gather candidates with."""
-    headers = _with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, principal))
+    headers = _with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
@@ -140,39 +167,31 @@ def whep_options(camera: OwnedCamera, principal: CurrentPrincipal, ctx: CtxDep) 
     openapi_extra=OFFER_BODY,
     responses=ANSWER,
 )
-async def whep_offer(
-    request: Request,
-    camera: OwnedCamera,
-    principal: CurrentPrincipal,
-    ctx: CtxDep,
-    creds: BearerDep,
-) -> Response:
+async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Response:
     """Start watching the camera: 400 for an offer without H.264 video, 409 for a camera whose
     codec cannot pass without transcoding, 503 when the camera does not stream."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != SDP:
         raise UnsupportedMediaType(f"the offer must be sent as {SDP}")
-    offer = await request.body()
-    if len(offer) > MAX_OFFER_BYTES:
-        raise OfferTooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
-    assert creds is not None and camera.rtsp_url is not None  # checked by the dependencies
-    token, uid = creds.credentials, camera.uid
+    offer = b""
+    async for chunk in request.stream():  # stop reading at the limit, not after the whole body
+        offer += chunk
+        if len(offer) > MAX_OFFER_BYTES:
+            raise OfferTooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
 
     def still_allowed() -> bool:
-        with ctx.db.session() as session:
-            try:
-                again = principal_from_token(ctx, session, token)
-                ctx.provisioner.get_device(session, again.contract_id, uid)
-            except MoydomError:
-                return False
+        try:
+            check_caller(ctx, caller.token, caller.camera)
+        except MoydomError:
+            return False
         return True
 
-    servers = ice_servers_for(ctx.settings, principal)
+    servers = ice_servers_for(ctx.settings, caller.principal)
     try:
         answer = await live_of(ctx).open(
-            uid,
-            camera.rtsp_url,
+            caller.camera,
+            caller.rtsp_url,
             offer.decode("utf-8", errors="replace"),
-            owner=viewer_of(principal, token),
+            owner=viewer_of(caller.principal, caller.token),
             ice_servers=servers,
             still_allowed=still_allowed,
         )
