@@ -8,11 +8,16 @@ creates (see tests/netns.py); the broker and the database stay outside, untouche
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -135,3 +140,57 @@ def _wait(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_the_demo_shows_its_test_camera_live(tmp_path: Path) -> None:
+    """The acceptance path: ``moydom demo``, the banner's page, the demo login, the camera."""
+    reason = netns.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    http_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MOYDOM_")},
+        "MOYDOM_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "MOYDOM_HTTP_PORT": str(http_port),
+        "MOYDOM_DEMO_RTSP_PORT": str(free_port()),
+    }
+    moydom = Path(sys.executable).with_name("moydom")
+
+    def watch() -> dict[str, Any]:
+        demo = subprocess.Popen([str(moydom), "demo"], cwd=tmp_path, env=env)
+        try:
+            url = f"http://127.0.0.1:{http_port}"
+            assert _wait(lambda: _healthy(url), timeout=60), "the demo did not start"
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch_persistent_context(
+                    tmp_path / "chromium", executable_path=CHROMIUM, args=CHROMIUM_ARGS
+                )
+                try:
+                    page = browser.new_page()
+                    page.goto(f"{url}/live")
+                    page.fill("input[name=contract]", "100200300")
+                    page.fill("input[name=password]", "demo-password")
+                    page.click("button")
+                    page.click("text=test-camera")
+                    page.wait_for_function(
+                        "() => document.getElementById('video').videoWidth > 0", timeout=20_000
+                    )
+                    played: dict[str, Any] = page.evaluate(PLAYED)
+                    return played
+                finally:
+                    browser.close()
+        finally:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(30)
+
+    with netns.NetNamespace() as ns:
+        played = ns.run(watch)
+    print(f"Chromium on the demo: {played}")
+    assert played["width"] > 0 and played["frames"] >= 10
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
