@@ -159,6 +159,7 @@ class LiveSessions:
             await self._close(session, "offer refused")
             raise
         pc.on("connectionstatechange", lambda: self._on_state(session))
+        viewer.video.on("ended", lambda: self._ending(session, "the camera's stream ended"))
         self._spawn(session, self._expect_connected(session))
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._recheck())
@@ -191,7 +192,12 @@ class LiveSessions:
 
     def _on_state(self, session: LiveSession) -> None:
         if session.pc.connectionState in ("failed", "closed"):
-            self._spawn(session, self._close(session, f"connection {session.pc.connectionState}"))
+            self._ending(session, f"connection {session.pc.connectionState}")
+
+    def _ending(self, session: LiveSession, reason: str) -> None:
+        """Close a session from a callback (unless it is being closed already)."""
+        if session.id in self._sessions:
+            self._spawn(session, self._close(session, reason))
 
     async def _expect_connected(self, session: LiveSession) -> None:
         await asyncio.sleep(self.connect_timeout_s)
@@ -203,7 +209,14 @@ class LiveSessions:
         while self._sessions:
             await asyncio.sleep(self.recheck_s)
             for session in list(self._sessions.values()):
-                if not await asyncio.to_thread(session.still_allowed):
+                try:
+                    allowed = await asyncio.to_thread(session.still_allowed)
+                except Exception:  # fail closed: a check that cannot run allows nothing
+                    log.exception(
+                        "live %s: re-checking session %s failed", session.camera, session.id
+                    )
+                    allowed = False
+                if not allowed:
                     await self._close(session, "no longer allowed")
 
     async def _close(self, session: LiveSession, reason: str) -> None:
