@@ -177,10 +177,15 @@ class Upstream:
             self.stop()
 
     def stop(self) -> None:
-        """Stop reading (the thread closes the connection at its next packet or timeout)."""
+        """Stop reading (the thread closes the connection at its next packet or timeout); new
+        viewers of the camera get a new upstream from now on."""
         if not self.stopped.is_set():
             self.stopped.set()
             self._on_closed(self)
+
+    def _gone(self) -> None:
+        """The reader ended (stopped, or a bug below): the viewers' tracks end with it."""
+        self.stop()
         for viewer in list(self.viewers):
             viewer.video.end()
             if viewer.audio is not None:
@@ -199,7 +204,7 @@ class Upstream:
             log.exception("live %s: the upstream reader failed", self.camera)
         finally:
             UPSTREAMS.dec()
-            self._post(self.stop)
+            self._post(self._gone)
 
     def _sessions(self) -> None:
         source = CameraSource(self.camera, self.url, self.stopped)
