@@ -1,4 +1,5 @@
-"""Helpers for tests: free ports, a private PostgreSQL cluster, MQTT clients."""
+"""Helpers for tests: free ports, a private PostgreSQL cluster, MQTT clients,
+moydom as a real process."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,3 +164,40 @@ def mqtt_connect(
     if not peer.connected.is_set():
         client.loop_stop()
     return peer
+
+
+MOYDOM = str(Path(sys.executable).with_name("moydom"))
+
+
+class MoydomProcess:
+    """``moydom run --role …`` as a real process, to be killed with SIGKILL."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, roles: list[str], name: str) -> None:
+        self.env, self.cwd, self.roles = env, cwd, roles
+        self.log = cwd / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [arg for role in self.roles for arg in ("--role", role)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [MOYDOM, "run", *args], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+
+def moydom_env(**settings: str) -> dict[str, str]:
+    """This environment without any ``MOYDOM_`` variable, plus ``settings``
+    (``var_dir="…"`` becomes ``MOYDOM_VAR_DIR``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOYDOM_")}
+    env.update({f"MOYDOM_{k.upper()}": v for k, v in settings.items()})
+    return env

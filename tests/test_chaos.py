@@ -5,11 +5,7 @@ Every message the broker acknowledged ends up in the database exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,9 +25,8 @@ from gateway.db.engine import Database
 from gateway.db.models import Event, RejectedMessage
 from gateway.runtime import broker_config, start_context
 from gateway.settings import BrokerMode, Settings
-from tests.support import free_port
+from tests.support import MoydomProcess, free_port, moydom_env
 
-MOYDOM = str(Path(sys.executable).with_name("moydom"))
 ADMIN_PASSWORD = "chaos-admin-password"
 SERVICE_PASSWORD = "chaos-service-password"
 KILLS = 12
@@ -73,39 +68,17 @@ class Publisher:
         self.client.loop_stop()
 
 
-class Ingest:
+class Ingest(MoydomProcess):
     """``moydom run --role ingest`` as a real process, to be killed."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = cwd / "ingest.log"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [MOYDOM, "run", "--role", "ingest"],
-                env=self.env,
-                cwd=self.cwd,
-                stdout=log,
-                stderr=log,
-            )
+        super().__init__(env, cwd, ["ingest"], "ingest")
 
     def redeliveries_recognised(self) -> int:
         lines = self.log.read_text().splitlines()
         return sum(
             int(line.split()[-4]) for line in lines if "redelivered messages recognised" in line
         )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
 
 
 class _Device:
@@ -141,17 +114,16 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
         ctx = start_context(settings, stack)  # migrations, service account
         ctx.provisioner.create_contract("c1", "chaos-password", "somewhere")
         device = _Device(ctx.provisioner.create_device("c1", DeviceKind.MOTION, "m"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOYDOM_")}
-        env.update(
-            MOYDOM_VAR_DIR=str(settings.var_dir),
-            MOYDOM_DATABASE_URL=db_url,
-            MOYDOM_MQTT_URL=settings.mqtt_url,
-            MOYDOM_MQTT_BROKER="external",
-            MOYDOM_MQTT_PASSWORD=SERVICE_PASSWORD,
-            MOYDOM_MQTT_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            MOYDOM_AUTO_MIGRATE="false",
-            MOYDOM_INGEST_WORKER="chaos",
-            MOYDOM_METRICS_PORT=str(metrics_port := free_port()),
+        env = moydom_env(
+            var_dir=str(settings.var_dir),
+            database_url=db_url,
+            mqtt_url=settings.mqtt_url,
+            mqtt_broker="external",
+            mqtt_password=SERVICE_PASSWORD,
+            mqtt_admin_password=ADMIN_PASSWORD,
+            auto_migrate="false",
+            ingest_worker="chaos",
+            metrics_port=str(metrics_port := free_port()),
         )
         ingest = Ingest(env, tmp_path)
         stack.callback(ingest.stop)

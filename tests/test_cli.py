@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from gateway.db.engine import make_engine
 from gateway.runtime import broker_config
 from gateway.settings import Settings
 from tests.conftest import fresh_pg_database
-from tests.support import PostgresCluster, device_connect, free_port, mqtt_connect
-
-MOYDOM = str(Path(sys.executable).with_name("moydom"))
+from tests.support import MOYDOM, PostgresCluster, device_connect, free_port, mqtt_connect
 
 
 def _env(**values: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,32 @@ def recorded(gateway_factory: Any, camera_server: RtspServer, tmp_path: Path) ->
     gw.create_contract("6101")
     cam = gw.create_device("6101", "camera", "porch", rtsp_url=camera_server.url("/cam"))
     yield gw, cam
+
+
+def hold_footage(gw: Gateway, camera: str, start: datetime, end: datetime) -> int:
+    """An open burglary case with a clip of ``camera`` over ``[start, end]``."""
+    with gw.ctx.db.transaction() as session:
+        device = session.scalars(select(Device).where(Device.uid == camera)).one()
+        case = Case(
+            contract_id=device.contract_id,
+            home_id=device.home_id,
+            alarm="burglary",
+            contact_id=130,
+            status=CaseStatus.OPEN,
+            opened_at=start,
+        )
+        session.add(case)
+        session.flush()
+        clip = Clip(
+            device_id=device.id,
+            contract_id=device.contract_id,
+            kind="alarm",
+            start=start,
+            end=end,
+            case_id=case.id,
+        )
+        session.add(clip)
+        return case.id
 
 
 def _rows(gw: Gateway) -> list[Recording]:
@@ -100,30 +126,12 @@ def test_alarm_clip_is_held_until_its_case_closes(recorded: Any) -> None:
     role.stop()
     rows = _rows(gw)
     held = rows[1]
-    with gw.ctx.db.transaction() as session:
-        device = session.scalars(select(Device).where(Device.uid == cam["id"])).one()
-        case = Case(
-            contract_id=device.contract_id,
-            home_id=device.home_id,
-            alarm="burglary",
-            contact_id=130,
-            zone=None,
-            status=CaseStatus.OPEN,
-            opened_at=held.start,
-        )
-        session.add(case)
-        session.flush()
-        session.add(
-            Clip(
-                device_id=device.id,
-                contract_id=device.contract_id,
-                kind="alarm",
-                start=held.start + timedelta(milliseconds=100),
-                end=held.end - timedelta(milliseconds=100),
-                case_id=case.id,
-            )
-        )
-        case_id = case.id
+    case_id = hold_footage(
+        gw,
+        cam["id"],
+        held.start + timedelta(milliseconds=100),
+        held.end - timedelta(milliseconds=100),
+    )
     archive = gw.settings.archive_path().resolve()
     gone = RetentionPolicy(0.00001, 0.00001, 0.00001)  # a second: everything is old
     time.sleep(1.5)

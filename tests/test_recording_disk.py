@@ -14,15 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.db.media_models import Clip, Recording
-from gateway.db.models import Device, utcnow
-from gateway.db.security_models import Case, CaseStatus
+from gateway.db.media_models import Recording
+from gateway.db.models import utcnow
 from gateway.recording.role import RecorderRole, load_cameras
 from gateway.recording.sweep import BELOW_FLOOR
 from recorder.layout import day_dir, final_name
 from tests.conftest import Gateway
 from tests.test_ingest import wait_until
-from tests.test_recording import camera_server
+from tests.test_recording import camera_server, hold_footage
 
 __all__ = ["camera_server"]  # fixture
 MB = 1 << 20
@@ -80,31 +79,6 @@ def _fill_archive(archive: Path, camera: str, sample: Path, n: int) -> None:
         shutil.copyfile(sample, target)
 
 
-def _hold(gw: Gateway, camera: str, recording: Recording) -> None:
-    with gw.ctx.db.transaction() as session:
-        device = session.scalars(select(Device).where(Device.uid == camera)).one()
-        case = Case(
-            contract_id=device.contract_id,
-            home_id=device.home_id,
-            alarm="burglary",
-            contact_id=130,
-            status=CaseStatus.OPEN,
-            opened_at=recording.start,
-        )
-        session.add(case)
-        session.flush()
-        session.add(
-            Clip(
-                device_id=device.id,
-                contract_id=device.contract_id,
-                kind="alarm",
-                start=recording.start,
-                end=recording.end,
-                case_id=case.id,
-            )
-        )
-
-
 def _paths(gw: Gateway) -> list[str]:
     with gw.ctx.db.session() as session:
         return list(session.scalars(select(Recording.path).order_by(Recording.start)))
@@ -135,7 +109,7 @@ def test_floor_evicts_oldest_unheld_and_pauses_when_only_held_is_left(
     assert len(before) == 12
     with gw.ctx.db.session() as session:
         rows = list(session.scalars(select(Recording).order_by(Recording.start)))
-    _hold(gw, cam, rows[0])  # the oldest is held: it must survive
+    hold_footage(gw, cam, rows[0].start, rows[0].end)  # the oldest is held: it must survive
     ballast = small_disk / "ballast"
     free = shutil.disk_usage(small_disk).free
     size = sample.stat().st_size
@@ -152,7 +126,7 @@ def test_floor_evicts_oldest_unheld_and_pauses_when_only_held_is_left(
     # Now only held footage is left and the disk is full again: the camera pauses.
     for rec in rows[1:]:
         if rec.path in after:
-            _hold(gw, cam, rec)
+            hold_footage(gw, cam, rec.start, rec.end)
     ballast.unlink()
     ballast.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 4 * MB))
     role.start()  # its first sweep comes at once

@@ -4,9 +4,6 @@ once, stamped with that time, if the gateway comes back after it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +16,7 @@ from sqlalchemy import select
 from gateway.db.models import Event
 from tests.conftest import Gateway
 from tests.security_support import central_station, expect_codes, mail, secure
-from tests.test_chaos import MOYDOM
+from tests.support import MoydomProcess, moydom_env
 from tests.test_ingest import wait_until
 from tests.test_sia import Receiver
 
@@ -27,50 +24,26 @@ __all__ = ["central_station", "mail"]  # fixtures
 ENTRY_DELAY_S = 4.0
 
 
-class Roles:
-    """``moydom run --role ingest --role alarms`` as a real process, to be killed."""
-
-    def __init__(self, gw: Gateway, receiver: Receiver, cwd: Path) -> None:
-        s = gw.settings
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MOYDOM_")}
-        self.env.update(
-            MOYDOM_VAR_DIR=str(s.var_dir),
-            MOYDOM_DATABASE_URL=s.database_url,
-            MOYDOM_MQTT_URL=s.mqtt_url,
-            MOYDOM_MQTT_BROKER="external",
-            MOYDOM_INGEST_WORKER="restart",
-            MOYDOM_ALARMS_POLL_S="0.2",
-            MOYDOM_CENTRAL_STATION_HOST="127.0.0.1",
-            MOYDOM_CENTRAL_STATION_PORT=str(receiver.port),
-        )
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with (self.cwd / "roles.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [MOYDOM, "run", "--role", "ingest", "--role", "alarms"],
-                env=self.env,
-                cwd=self.cwd,
-                stdout=log,
-                stderr=log,
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
+def roles_process(gw: Gateway, receiver: Receiver, cwd: Path) -> MoydomProcess:
+    """``moydom run --role ingest --role alarms`` on the gateway's broker and database."""
+    s = gw.settings
+    env = moydom_env(
+        var_dir=str(s.var_dir),
+        database_url=s.database_url,
+        mqtt_url=s.mqtt_url,
+        mqtt_broker="external",
+        ingest_worker="restart",
+        alarms_poll_s="0.2",
+        central_station_host="127.0.0.1",
+        central_station_port=str(receiver.port),
+    )
+    return MoydomProcess(env, cwd, ["ingest", "alarms"], "roles")
 
 
 @pytest.fixture
 def roles(gateway_factory: Any, central_station: Receiver, tmp_path: Path) -> Iterator[Any]:
     gw: Gateway = gateway_factory()
-    process = Roles(gw, central_station, tmp_path)
+    process = roles_process(gw, central_station, tmp_path)
     yield gw, process
     process.stop()
 
@@ -78,7 +51,7 @@ def roles(gateway_factory: Any, central_station: Receiver, tmp_path: Path) -> It
 @pytest.mark.slow
 @pytest.mark.parametrize("back", ["before", "after"])
 def test_entry_delay_survives_kill_9(
-    roles: tuple[Gateway, Roles], central_station: Receiver, back: str
+    roles: tuple[Gateway, MoydomProcess], central_station: Receiver, back: str
 ) -> None:
     gw, process = roles
     timing = {"armed_away": {"exit_delay_s": 0, "entry_delay_s": ENTRY_DELAY_S}}

@@ -55,14 +55,20 @@ def require_admin(ctx: CtxDep, creds: BearerDep) -> None:
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
-def principal_from_token(ctx: AppContext, session: Session, token: str) -> Principal:
-    """Decode a subscriber token and check the contract is still active."""
+def _decoded(ctx: AppContext, token: str, role: str) -> Principal:
+    """A valid, unexpired token of ``role`` (a subscriber's is no dispatcher's)."""
     try:
         principal = decode(token, ctx.secrets.secret_key)
     except TokenError as exc:
         raise InvalidCredentials("invalid or expired token") from exc
-    if principal.role != OWNER:
-        raise InvalidCredentials("not a subscriber's token")
+    if principal.role != role:
+        raise InvalidCredentials(f"not a {role}'s token")
+    return principal
+
+
+def principal_from_token(ctx: AppContext, session: Session, token: str) -> Principal:
+    """Decode a subscriber token and check the contract is still active."""
+    principal = _decoded(ctx, token, OWNER)
     contract = session.get(Contract, principal.contract_id)
     if contract is None or contract.number != principal.contract_number or not contract.active:
         raise InvalidCredentials("contract is not active")
@@ -103,12 +109,7 @@ OwnedHome = Annotated[Home, Depends(owned_home)]
 
 def dispatcher_from_token(ctx: AppContext, session: Session, token: str) -> Dispatcher:
     """Decode a dispatcher's token and check the account is still active."""
-    try:
-        principal = decode(token, ctx.secrets.secret_key)
-    except TokenError as exc:
-        raise InvalidCredentials("invalid or expired token") from exc
-    if principal.role != DISPATCHER:
-        raise InvalidCredentials("not a dispatcher's token")
+    principal = _decoded(ctx, token, DISPATCHER)
     dispatcher = session.get(Dispatcher, principal.contract_id)
     if (
         dispatcher is None
