@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 DEB_PACKAGES := python3-venv mosquitto mosquitto-clients postgresql ffmpeg chromium iproute2 util-linux \
 	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav libmosquitto-dev gcc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo run test test-fast lint bench system-deps venv clean

@@ -28,6 +28,12 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument(
+        "--publisher",
+        choices=["c", "python"],
+        default="c",
+        help="load generator: libmosquitto (compiled at run time, default) or paho",
+    )
+    parser.add_argument(
         "--py-spy",
         default="",
         metavar="FILE",
@@ -57,7 +63,8 @@ def main() -> None:
         bench = Bench(args, stack, tmp)
         print(
             f"ingest benchmark: {bench.n:,} QoS 1 messages from {bench.m} publishers "
-            f"(paho, MQTT v5, one process each, ≤ {INFLIGHT} in flight each)"
+            f"({'libmosquitto (C)' if args.publisher == 'c' else 'paho (Python)'}, MQTT v5, "
+            f"one process each, ≤ {INFLIGHT} in flight each)"
         )
         print(
             f"machine: {os.cpu_count()} CPUs; broker: Mosquitto with moydom's generated config, "

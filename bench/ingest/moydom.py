@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bench.ingest.cpu import CpuMeter, cpu_seconds
 from bench.ingest.phase import Phase
-from bench.ingest.publishers import Fleet, summarise
+from bench.ingest.publishers import summarise
 from bench.ingest.rig import (
     ADMIN_PASSWORD,
     ADMIN_TOKEN,
@@ -75,8 +75,7 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
         conn.rollback()  # a fresh snapshot each time (SQLite keeps one per transaction)
         return int(value or 0)
 
-    fleet = Fleet(bench.port, bench.devices, bench.n)
-    bench.stack.callback(fleet.close)
+    fleet = bench.fleet()
     with db.engine.connect() as conn:
         # Warm up until every worker has committed (its markers are in the
         # table), so all of them are connected and subscribed.

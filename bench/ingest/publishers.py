@@ -1,20 +1,31 @@
-"""The publishers: M provisioned devices, one process each, at QoS 1."""
+"""The publishers: M provisioned devices, one process each, at QoS 1.
+
+Two kinds, driven alike: ``CFleet`` runs ``publisher.c`` (libmosquitto,
+compiled at run time), the default, because a load generator in Python eats
+the CPU under test (at 10,000 messages/s, 4 paho publishers used about 1.1
+of the machine's 2 cores); ``Fleet`` runs paho in Python processes, the
+load generator of the first measurements.
+"""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 INFLIGHT = 1000
+C_SOURCE = Path(__file__).with_name("publisher.c")
 
 
 @dataclass(frozen=True)
@@ -185,3 +196,119 @@ def summarise(results: list[PublishResult], expected: int) -> tuple[float, float
         max(r.last_puback for r in results),
         acked,
     )
+
+
+class Publishers(Protocol):
+    """What a timed run needs of its load generator."""
+
+    def start(self) -> None: ...  # connected and waiting for the start signal
+    def fire(self) -> None: ...
+    def collect(self) -> list[PublishResult]: ...
+    def close(self) -> None: ...
+
+
+def compile_publisher(out_dir: Path) -> Path:
+    """``publisher.c`` built into ``out_dir`` (gcc, Debian's libmosquitto-dev)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise RuntimeError("the C publisher needs gcc (or use --publisher python)")
+    binary = out_dir / "publisher"
+    build = subprocess.run(
+        [gcc, "-O2", "-o", str(binary), str(C_SOURCE), "-lmosquitto", "-lpthread"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        raise RuntimeError(
+            "could not compile bench/ingest/publisher.c (is libmosquitto-dev installed? "
+            f"make deps installs it; or use --publisher python):\n{build.stderr.strip()}"
+        )
+    return binary
+
+
+class CFleet:
+    """M publisher processes running the compiled ``publisher.c``."""
+
+    def __init__(self, binary: Path, port: int, devices: list[BenchDevice], total: int) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        self.args: list[list[str]] = []
+        per, extra = divmod(total, len(devices))
+        seq = 0
+        for i, device in enumerate(devices):
+            count = per + (1 if i < extra else 0)
+            self.args.append(
+                [
+                    str(binary),
+                    "127.0.0.1",
+                    str(port),
+                    device.username,
+                    device.password,
+                    device.client_id,
+                    device.topic,
+                    str(seq),
+                    str(count),
+                    str(INFLIGHT),
+                ]
+            )
+            seq += count
+
+    def start(self) -> None:
+        for args in self.args:
+            self.procs.append(
+                subprocess.Popen(
+                    args,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
+        for proc in self.procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"publisher failed: {self._stderr(proc)}")
+
+    def fire(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+    def collect(self) -> list[PublishResult]:
+        out = []
+        for proc in self.procs:
+            assert proc.stdout is not None
+            words = proc.stdout.readline().split()
+            if not words or words[0] != "done":
+                raise RuntimeError(f"publisher failed: {self._stderr(proc)}")
+            first, last, acked, refused, cpu, connects = words[1:7]
+            out.append(
+                PublishResult(
+                    float(first), float(last), int(acked), int(refused), float(cpu), int(connects)
+                )
+            )
+        for proc in self.procs:
+            proc.wait(10)
+        return out
+
+    @staticmethod
+    def _stderr(proc: subprocess.Popen[str]) -> str:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        return proc.stderr.read().strip() if proc.stderr else ""
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()

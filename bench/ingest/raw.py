@@ -9,7 +9,7 @@ import time
 
 from bench.ingest.cpu import CpuMeter, cpu_seconds
 from bench.ingest.phase import Phase
-from bench.ingest.publishers import Fleet, summarise
+from bench.ingest.publishers import summarise
 from bench.ingest.rig import SERVICE_PASSWORD, Bench, stop_process
 from devices.topics import all_devices_filter
 
@@ -57,8 +57,7 @@ def run_raw(bench: Bench) -> Phase:
             raise RuntimeError("mosquitto_sub did not receive the warm-up message")
         time.sleep(0.01)
 
-    fleet = Fleet(bench.port, bench.devices, bench.n)
-    bench.stack.callback(fleet.close)
+    fleet = bench.fleet()
     fleet.start()
     exited: dict[str, float] = {}
 

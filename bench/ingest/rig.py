@@ -13,7 +13,14 @@ from pathlib import Path
 
 from bench.ingest.cpu import cpu_seconds
 from bench.ingest.databases import Databases
-from bench.ingest.publishers import BenchDevice, motion_report
+from bench.ingest.publishers import (
+    BenchDevice,
+    CFleet,
+    Fleet,
+    Publishers,
+    compile_publisher,
+    motion_report,
+)
 from devices.kinds import DeviceKind
 from gateway.broker.embedded import EmbeddedBroker
 from gateway.runtime import broker_config, start_context
@@ -34,6 +41,8 @@ class Bench:
         self.m: int = args.publishers
         self.py_spy: str = args.py_spy
         self.keep: bool = args.keep
+        self.publisher: str = args.publisher
+        self.publisher_binary = compile_publisher(tmp) if args.publisher == "c" else None
         self.ingest_env = dict(e.split("=", 1) for e in args.ingest_env)
         self.stack = stack
         self.tmp = tmp
@@ -81,6 +90,16 @@ class Bench:
     def warm_up(self) -> None:
         self.warm.publish(self.warm_topic, motion_report(10**9 + self.warm_sent))
         self.warm_sent += 1
+
+    def fleet(self) -> Publishers:
+        """The load generator for one timed run: the same kind for every run."""
+        fleet: Publishers
+        if self.publisher_binary is not None:
+            fleet = CFleet(self.publisher_binary, self.port, self.devices, self.n)
+        else:
+            fleet = Fleet(self.port, self.devices, self.n)
+        self.stack.callback(fleet.close)
+        return fleet
 
     def broker_cpu(self) -> float:
         pid = self.broker.pid
