@@ -103,8 +103,8 @@ class CameraRecorder:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop, closing the open segment; returns when the threads have ended.
 
-        Bounded by PyAV's read timeout (5 s) if the camera is silent, by the
-        connect timeout if it is being reconnected.
+        Bounded by the socket timeout (a few seconds) if the camera is silent
+        or being reconnected; immediate while it streams.
         """
         self._stop.set()
         for thread in self._threads:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 from av.stream import Stream
@@ -25,8 +26,7 @@ from av.stream import Stream
 from recorder.segments import MP4_AUDIO
 
 
-@dataclass(frozen=True)
-class BufferedPacket:
+class BufferedPacket(NamedTuple):
     """A packet with the timing it had when demuxed (its own fields get rebased)."""
 
     packet: av.Packet[Stream]
@@ -104,32 +104,34 @@ class PrerollBuffer:
         self._lock = threading.Lock()
         self._gops: deque[list[BufferedPacket]] = deque()
         self._templates: _Templates | None = None
+        self._time_bases: dict[int, Fraction] = {}
         self._video_index = -1
 
     def begin(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
         """A new connection: forget the old one's packets and parameters."""
         templates = _Templates(video, audio)
+        streams: list[Stream] = [video] if audio is None else [video, audio]
+        time_bases = {s.index: s.time_base for s in streams if s.index in templates.streams}
         with self._lock:
             self._gops.clear()
             self._templates = templates
+            self._time_bases = {i: tb for i, tb in time_bases.items() if tb is not None}
             self._video_index = video.index
 
     def add(self, packet: av.Packet[Stream], wall: datetime) -> None:
         """Keep a packet (before the writer rebases it); drop GOPs older than needed."""
-        assert packet.dts is not None
-        video = packet.stream_index == self._video_index
+        index = packet.stream_index
+        time_base = self._time_bases.get(index)
+        dts = packet.dts
+        if time_base is None or dts is None:
+            return
+        keyframe = index == self._video_index and packet.is_keyframe
+        duration = packet.duration or 0
         buffered = BufferedPacket(
-            packet,
-            packet.stream_index,
-            packet.pts,
-            packet.dts,
-            packet.duration or 0,
-            packet.time_base,
-            video and packet.is_keyframe,
-            wall,
+            packet, index, packet.pts, dts, duration, time_base, keyframe, wall
         )
         with self._lock:
-            if buffered.keyframe:
+            if keyframe:
                 self._gops.append([buffered])
             elif self._gops:  # nothing before the first keyframe: a clip could not start there
                 self._gops[-1].append(buffered)

@@ -43,15 +43,20 @@ def _no_motion(_start: datetime, _end: datetime) -> bool:
 
 @dataclass
 class _Open:
-    """The segment being written: its file, streams and timestamp bookkeeping."""
+    """The segment being written: its file, streams and timestamp bookkeeping.
+
+    Timestamps stay integers in each stream's time base (``origin`` is the
+    segment's start in each); Fractions per packet would cost more than the
+    muxing itself.
+    """
 
     path: Path
     start: datetime
     container: OutputContainer
     streams: dict[int, Stream]
-    origin_s: float
+    origin: dict[int, int]
     last_dts: dict[int, int] = field(default_factory=dict)
-    video_end_s: float = 0.0
+    video_end: int = 0
 
 
 class SegmentWriter:
@@ -79,61 +84,57 @@ class SegmentWriter:
         self.segment_s = segment_s
         self.fragment_s = fragment_s
         self.motion_between = motion_between
-        self._video: av.VideoStream | None = None
-        self._audio: av.AudioStream | None = None
+        self._streams: dict[int, Stream] = {}  # the recorded input streams by index
+        self._seconds: dict[int, float] = {}  # their time bases as floats
+        self._video = -1
         self._open: _Open | None = None
 
     def begin(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
         """Take the streams of a new connection; the next keyframe opens a segment."""
         self.end()
-        self._video = video
-        self._audio = audio if audio is not None and audio.codec_context.name in MP4_AUDIO else None
-        if audio is not None and self._audio is None:
+        self._video = video.index
+        self._streams = {video.index: video}
+        if audio is not None and audio.codec_context.name in MP4_AUDIO:
+            self._streams[audio.index] = audio
+        elif audio is not None:
             log.info(
                 "%s: not recording %s audio (MP4 takes it only transcoded)",
                 self.camera,
                 audio.codec_context.name,
             )
+        # A stream without a time base cannot be timed: its packets are skipped.
+        self._seconds = {i: float(s.time_base) for i, s in self._streams.items() if s.time_base}
 
     def write(self, packet: av.Packet[Stream], wall: datetime) -> None:
         """Mux one packet into the open segment, cutting on keyframes."""
-        video = self._video
-        if video is None or packet.dts is None:
+        index = packet.stream_index
+        tick = self._seconds.get(index)
+        dts = packet.dts
+        if tick is None or dts is None:
             return
-        is_video = packet.stream_index == video.index
-        if not is_video and (self._audio is None or packet.stream_index != self._audio.index):
-            return
+        is_video = index == self._video
         seg = self._open
         if is_video and seg is not None:
-            last = seg.last_dts.get(packet.stream_index)
-            jumped = last is not None and (
-                packet.dts < last or float((packet.dts - last) * packet.time_base) > MAX_DTS_JUMP_S
-            )
-            if jumped:
+            last = seg.last_dts.get(index)
+            if last is not None and (dts < last or (dts - last) * tick > MAX_DTS_JUMP_S):
                 log.warning("%s: camera timestamps jumped; starting a new segment", self.camera)
                 self._close()
                 seg = None
-            elif packet.is_keyframe and self._length(seg, packet) >= self.segment_s:
+            elif packet.is_keyframe and (dts - seg.origin[index]) * tick >= self.segment_s:
                 self._close()
                 seg = None
         if seg is None:
             if not (is_video and packet.is_keyframe):
                 return
-            seg = self._open = self._start(packet, wall)
-        self._mux(seg, packet, is_video)
+            seg = self._open = self._start(dts * tick, wall)
+        self._mux(seg, packet, dts, is_video)
 
     def end(self) -> None:
         """Close the open segment, if any (disconnect or stop)."""
         if self._open is not None:
             self._close()
 
-    @staticmethod
-    def _length(seg: _Open, packet: av.Packet[Stream]) -> float:
-        assert packet.dts is not None
-        return float(packet.dts * packet.time_base) - seg.origin_s
-
-    def _start(self, packet: av.Packet[Stream], wall: datetime) -> _Open:
-        assert self._video is not None and packet.dts is not None
+    def _start(self, origin_s: float, wall: datetime) -> _Open:
         path = part_path(self.archive_dir, self.camera, wall)
         while path.exists():  # two starts within a millisecond: keep both
             wall += timedelta(milliseconds=1)
@@ -149,30 +150,25 @@ class SegmentWriter:
                 "flush_packets": "1",
             },
         )
-        streams: dict[int, Stream] = {
-            self._video.index: container.add_stream_from_template(self._video)
-        }
-        if self._audio is not None:
-            streams[self._audio.index] = container.add_stream_from_template(self._audio)
-        origin = float(packet.dts * packet.time_base)
+        streams = {i: container.add_stream_from_template(self._streams[i]) for i in self._seconds}
+        origin = {i: round(origin_s / tick) for i, tick in self._seconds.items()}
         return _Open(path, wall, container, streams, origin)
 
-    def _mux(self, seg: _Open, packet: av.Packet[Stream], is_video: bool) -> None:
-        assert packet.dts is not None
+    def _mux(self, seg: _Open, packet: av.Packet[Stream], dts: int, is_video: bool) -> None:
         index = packet.stream_index
         last = seg.last_dts.get(index)
-        if last is not None and packet.dts <= last:
+        if last is not None and dts <= last:
             return  # the muxer refuses non-increasing timestamps; the frame is a duplicate
-        origin = round(seg.origin_s / packet.time_base)
-        if packet.dts < origin:
+        origin = seg.origin[index]
+        if dts < origin:
             return  # audio from before the segment's first keyframe
-        seg.last_dts[index] = packet.dts
+        seg.last_dts[index] = dts
         if is_video:
-            duration = packet.duration or 0
-            seg.video_end_s = float((packet.dts + duration) * packet.time_base) - seg.origin_s
-        packet.dts -= origin
-        if packet.pts is not None:
-            packet.pts -= origin
+            seg.video_end = dts + (packet.duration or 0) - origin
+        packet.dts = dts - origin
+        pts = packet.pts
+        if pts is not None:
+            packet.pts = pts - origin
         packet.stream = seg.streams[index]
         try:
             seg.container.mux(packet)
@@ -190,14 +186,15 @@ class SegmentWriter:
             log.error("%s: closing %s failed (%s)", self.camera, seg.path, exc)
             self._salvage(seg)
             return
-        end = seg.start + timedelta(seconds=seg.video_end_s)
+        duration = seg.video_end * self._seconds[self._video]
+        end = seg.start + timedelta(seconds=duration)
         motion = self.motion_between(seg.start, end)
         try:
             info = finalize(
                 seg.path,
                 self.camera,
                 seg.start,
-                duration=seg.video_end_s,
+                duration=duration,
                 motion=motion,
                 keyframe=True,
             )

@@ -1,7 +1,7 @@
 """A camera over RTSP: PyAV on TCP, packets without decoding, reconnecting with backoff.
 
 When the camera's server goes away, PyAV's ``demux`` simply ends; a stalled
-connection raises after the read timeout. Both are a disconnect. The source
+connection raises after the socket timeout. Both are a disconnect. The source
 then reconnects with exponential backoff (capped) and reports each change of
 availability once — the gateway stores them like a device's availability.
 PyAV errors never leave this module: a session just ends, with a reason.
@@ -21,16 +21,19 @@ from av.stream import Stream
 
 log = logging.getLogger(__name__)
 
-#: FFmpeg's RTSP options: TCP (no UDP loss or NAT trouble), a socket timeout in
-#: µs, and a short probe so a connection starts in about a second.
+#: FFmpeg's RTSP options: TCP (no UDP loss or NAT trouble), a short probe so a
+#: connection starts in about a second, and a socket timeout in µs. The socket
+#: timeout is what turns a silent camera into a disconnect (an open fails
+#: after ~3 s, a stalled read after ~6 s). PyAV's own ``timeout=`` is not
+#: used: its interrupt callback takes the GIL on every socket poll (over a
+#: thousand a second for a 1080p camera), which cost more CPU than all of
+#: the recorder's Python code.
 RTSP_OPTIONS = {
     "rtsp_transport": "tcp",
     "timeout": "3000000",
     "analyzeduration": "1000000",
     "probesize": "500000",
 }
-#: PyAV's own (open, read) timeouts in seconds: a silent camera is a disconnect.
-TIMEOUTS = (5.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class CameraSource:
         """
         while not self.stop.is_set():
             try:
-                container = av.open(self.url, options=RTSP_OPTIONS, timeout=TIMEOUTS)
+                container = av.open(self.url, options=RTSP_OPTIONS)
             except (av.FFmpegError, OSError) as exc:
                 self._report(False, f"connect failed: {exc}")
                 self.stop.wait(self.backoff.next())
