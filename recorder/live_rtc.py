@@ -163,7 +163,9 @@ class LiveSessions:
         self._spawn(session, self._expect_connected(session))
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._recheck())
-        log.info("live %s: session %s opened", camera, session.id)
+        log.info(
+            "live %s: session %s answered in %.2f s", camera, session.id, time.monotonic() - opened
+        )
         return Answer(session.id, pc.localDescription.sdp)
 
     async def end(self, session_id: str, *, camera: str, owner: object) -> bool:

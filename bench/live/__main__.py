@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import live
@@ -37,6 +38,33 @@ def busy(pid: int, seconds: float) -> float:
     return (cpu_seconds(pid) - start) / (time.monotonic() - began)
 
 
+def keep_if_failed(tmp: Path, failed: bool) -> None:
+    """Remove the run's files, unless it failed: then the gateway's log is worth reading."""
+    if failed:
+        print(f"kept {tmp} (the gateway's log: var/gateway.log)")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Step:
+    viewers: int
+    cpu: float
+    """The gateway's share of one core."""
+    upstreams: float
+    slowest_fps: float
+    """The video frame rate of the viewer that got the fewest frames in the window."""
+
+
+def measure(gateway: GatewayProcess, crowds: list[Crowd], seconds: float) -> Step:
+    """The gateway's CPU over ``seconds``, and what the viewers received meanwhile."""
+    before = [n for crowd in crowds for n in crowd.frames()]
+    cpu = busy(gateway.pid, seconds)
+    after = [n for crowd in crowds for n in crowd.frames()]
+    slowest = min(b - a for a, b in zip(before, after, strict=True)) / seconds
+    return Step(len(after), cpu, gateway.metric(UPSTREAMS), slowest)
+
+
 def join(gateway: GatewayProcess, count: int) -> tuple[list[Crowd], list[float]]:
     """``count`` more viewers, in processes of at most PER_PROCESS; their times to first frame."""
     crowds = [Crowd(gateway, min(PER_PROCESS, count - n)) for n in range(0, count, PER_PROCESS)]
@@ -54,13 +82,13 @@ def main() -> None:
     video = stream_file(CACHE / f"live-{FPS}fps-1080p-main.ts")
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="moydom-bench-live-"))
-        stack.callback(shutil.rmtree, tmp, True)
+        stack.push(lambda failed, *_: keep_if_failed(tmp, failed is not None))
         camera = start_camera(stack, video)
         (tmp / "var").mkdir()
         gateway = start_gateway(stack, tmp / "var", camera)
         time.sleep(args.settle)
         idle = busy(gateway.pid, args.seconds)
-        rows: list[tuple[int, float, float]] = []
+        rows: list[Step] = []
         crowds: list[Crowd] = []
         cold, warm = 0.0, []
         for count in steps:
@@ -70,8 +98,9 @@ def main() -> None:
             crowds += added
             warm += times
             time.sleep(args.settle)
-            rows.append((count, busy(gateway.pid, args.seconds), gateway.metric(UPSTREAMS)))
-        frames = [n for crowd in crowds for n in crowd.leave()]
+            rows.append(measure(gateway, crowds, args.seconds))
+        for crowd in crowds:
+            crowd.leave()
         time.sleep(4)  # live_idle_s is 2 in the rig
         upstreams_after = gateway.metric(UPSTREAMS)
         recorder = start_recorder(stack, camera, tmp / "archive")
@@ -79,7 +108,7 @@ def main() -> None:
         record = busy(recorder.pid, args.seconds)
         recorder.terminate()
         copy = ffmpeg_copy(stack, camera, tmp / "ffmpeg", args)
-    report(idle, rows, record, copy, cold, warm, frames, upstreams_after)
+    report(idle, rows, record, copy, cold, warm, upstreams_after)
 
 
 def ffmpeg_copy(stack: ExitStack, camera: str, out: Path, args: argparse.Namespace) -> float:
@@ -96,34 +125,34 @@ def ffmpeg_copy(stack: ExitStack, camera: str, out: Path, args: argparse.Namespa
 
 def report(
     idle: float,
-    rows: list[tuple[int, float, float]],
+    rows: list[Step],
     record: float,
     copy: float,
     cold: float,
     warm: list[float],
-    frames: list[int],
     upstreams_after: float,
 ) -> None:
     print(f"\nLive view, one 1080p{FPS} H.264 camera (4 Mbit/s), aiortc viewers on loopback")
     print(f"gateway idle (no viewer):            {idle:6.1%} of a core")
-    print("viewers   gateway CPU   upstreams")
-    for count, cpu, upstreams in rows:
-        print(f"{count:7d}   {cpu:10.1%}   {upstreams:9.0f}")
-    for (n0, c0, _), (n1, c1, _) in itertools.pairwise(rows):
-        per = (c1 - c0) / (n1 - n0)
+    print("viewers   gateway CPU   upstreams   slowest viewer")
+    for row in rows:
+        starved = "" if row.slowest_fps >= 0.9 * FPS else "   starved: CPU is a lower bound"
+        print(
+            f"{row.viewers:7d}   {row.cpu:10.1%}   {row.upstreams:9.0f}   "
+            f"{row.slowest_fps:8.1f} fps{starved}"
+        )
+    for a, b in itertools.pairwise(rows):
+        per = (b.cpu - a.cpu) / (b.viewers - a.viewers)
         verdict = "meets" if per <= TARGET_PER_VIEWER else "MISSES"
-        print(f"per added viewer {n0}→{n1}: {per:6.2%} of a core ({verdict} ≤ 2 %)")
-    one = rows[0][1] - idle if rows and rows[0][0] == 1 else float("nan")
+        print(f"per added viewer {a.viewers}→{b.viewers}: {per:6.2%} of a core ({verdict} ≤ 2 %)")
+    one = rows[0].cpu - idle if rows and rows[0].viewers == 1 else float("nan")
     print(f"live path, 1 viewer (over idle):     {one:6.1%}")
-    print(
-        f"recorder copy path (recorder.run):   {record:6.1%}   live/recorder = {one / record:.2f}"
-    )
-    print(f"ffmpeg -c copy (segments):           {copy:6.1%}   live/ffmpeg   = {one / copy:.2f}")
+    print(f"recorder copy path (recorder.run):   {record:6.1%}   live/record = {one / record:.2f}")
+    print(f"ffmpeg -c copy (segments):           {copy:6.1%}   live/ffmpeg = {one / copy:.2f}")
     if warm:
         p50 = statistics.median(warm)
         p95 = statistics.quantiles(warm, n=20)[18] if len(warm) >= 2 else warm[0]
         print(f"time to first frame: cold {cold:.2f} s; warm p50 {p50:.2f} s, p95 {p95:.2f} s")
-    print(f"video frames per viewer: min {min(frames)}, max {max(frames)}")
     print(f"upstreams after the last viewer left (+ idle): {upstreams_after:.0f}")
 
 

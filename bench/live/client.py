@@ -10,8 +10,9 @@ As a process of many viewers (the benchmark's load): ::
 
     python -m bench.live.client --url URL --camera ID --token T --viewers N
 
-prints a JSON line per viewer at its first frame (``{"first_frame_s": …}``), and when its stdin
-closes, leaves (DELETE) and prints ``{"frames": […]}``.
+prints a JSON line per viewer at its first frame (``{"first_frame_s": …}``); then for each line
+on its stdin, the viewers' video frame counts (``{"frames": […]}``); when its stdin closes, the
+viewers leave (DELETE) and it prints their counts once more.
 """
 
 from __future__ import annotations
@@ -148,7 +149,9 @@ async def _crowd(args: argparse.Namespace) -> None:
         for viewer in viewers:
             await asyncio.wait_for(viewer._first.wait(), 30)
             print(json.dumps({"first_frame_s": viewer.first_frame_s}), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, sys.stdin.readline):  # a line: report counts
+            print(json.dumps({"frames": [v.frames["video"] for v in viewers]}), flush=True)
         for viewer in viewers:
             await viewer.leave(http)
             await viewer.close()

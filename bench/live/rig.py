@@ -145,13 +145,20 @@ class Crowd:
             times.append(float(json.loads(line)["first_frame_s"]))
         return times
 
-    def leave(self) -> list[int]:
-        """Close stdin: the viewers DELETE their sessions; their frame counts."""
+    def frames(self) -> list[int]:
+        """Each viewer's video frames so far."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("count\n")
+        self.process.stdin.flush()
+        counts: list[int] = json.loads(self.process.stdout.readline())["frames"]
+        return counts
+
+    def leave(self) -> None:
+        """Close stdin: the viewers DELETE their sessions."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.close()
-        frames: list[int] = json.loads(self.process.stdout.readline())["frames"]
+        self.process.stdout.readline()
         self.process.wait(30)
-        return frames
 
 
 def start_recorder(stack: ExitStack, camera_url: str, archive: Path) -> subprocess.Popen[bytes]:
