@@ -84,10 +84,19 @@ class Provisioner:
     def ensure_service_account(self, username: str, password: str) -> None:
         """Create (or refresh) the bus account the gateway's roles connect with."""
         try:
+            client = self.dynsec.get_client(username)
+            held = client is not None and any(
+                r.get("rolename") == SERVICE_ROLE for r in client.get("roles", [])
+            )
+            if held:
+                # Mosquitto 2.0.11 keeps a dangling pointer to a role deleted
+                # while a client holds it (eclipse/mosquitto#2660): later
+                # commands about that client answer garbage. Let go first.
+                self.dynsec.command("removeClientRole", username=username, rolename=SERVICE_ROLE)
             if self.dynsec.role_exists(SERVICE_ROLE):
                 self.dynsec.delete_role(SERVICE_ROLE)
             self.dynsec.create_role(SERVICE_ROLE, service_acls(self.root))
-            if self.dynsec.get_client(username) is not None:
+            if client is not None:
                 self.dynsec.command("setClientPassword", username=username, password=password)
                 self.dynsec.command("addClientRole", username=username, rolename=SERVICE_ROLE)
             else:

@@ -156,3 +156,18 @@ def test_reconcile_removes_orphan_accounts(gateway_factory: Any) -> None:
     assert counts == {"removed": 1, "disabled": 0, "missing": 0}
     assert gw.ctx.provisioner.dynsec.get_client("dev-orphan") is None
     assert device_connect(gw.mqtt_port, dev).connected.is_set()
+
+
+def test_service_account_refresh_keeps_the_broker_sane(gateway: Gateway) -> None:
+    """Refreshing the service role while the account holds it (every API
+    start against a running broker) must not trip Mosquitto 2.0.11's
+    dangling-role bug: the account stays readable and can still connect."""
+    username, password = gateway.service_credentials()
+    for _ in range(3):
+        gateway.ctx.provisioner.ensure_service_account(username, password)
+        client = gateway.ctx.provisioner.dynsec.get_client(username)
+        assert client is not None
+        assert [r["rolename"] for r in client["roles"]] == ["moydom-service"]
+    peer = mqtt_connect(gateway.mqtt_port, username, password, "refresh-check")
+    assert peer.connected.is_set()
+    peer.close()
