@@ -241,11 +241,18 @@ def parse(kind: DeviceKind, channel: Channel, payload: bytes) -> DeviceMessage:
     if kind not in _MAIN_FIELD:
         raise PayloadError("invalid", f"a {kind.value} reports on its bridge topics, not here")
     state = _validate(Zigbee2MqttState.model_validate, data)
+    # The body is the object as published, without the PIN, and with the
+    # numbers validation rounded: what ``state.model_dump(mode="json",
+    # exclude_unset=True, exclude={"action_code"})`` returns (strict fields
+    # keep their values as they are, extras are plain JSON), in the device's
+    # own key order, without dumping the model. ``data`` is ours to change:
+    # the model keeps its own copies.
+    data.pop("action_code", None)
+    for name in _ROUNDED:
+        if name in data:
+            data[name] = getattr(state, name)
     return DeviceMessage(
-        event=_classify(kind, state),
-        body=state.model_dump(mode="json", exclude_unset=True, exclude={"action_code"}),
-        health=_health(state),
-        code=state.action_code,
+        event=_classify(kind, state), body=data, health=_health(state), code=state.action_code
     )
 
 
@@ -258,13 +265,30 @@ def _classify(kind: DeviceKind, state: Zigbee2MqttState) -> str:
     return "telemetry"
 
 
+_ROUNDED = ("battery", "voltage")
+"""The Zigbee2MQTT fields whose validated value may differ from the published one."""
+
+_HEALTHS: dict[tuple[Any, ...], Health] = {}
+_HEALTHS_MAX = 4096
+
+
 def _health(model: BaseModel) -> Health:
-    return Health(
-        battery=getattr(model, "battery", None),
-        battery_low=getattr(model, "battery_low", None),
-        voltage=getattr(model, "voltage", None),
-        linkquality=getattr(model, "linkquality", None),
+    """The health fields of ``model``; frozen, so equal ones are shared (a sensor
+    repeats the same few values), from a bounded cache."""
+    key = (
+        getattr(model, "battery", None),
+        getattr(model, "battery_low", None),
+        getattr(model, "voltage", None),
+        getattr(model, "linkquality", None),
     )
+    health = _HEALTHS.get(key)
+    if health is None:
+        if len(_HEALTHS) >= _HEALTHS_MAX:
+            _HEALTHS.clear()
+        health = _HEALTHS[key] = Health(
+            battery=key[0], battery_low=key[1], voltage=key[2], linkquality=key[3]
+        )
+    return health
 
 
 def _decode(payload: bytes) -> dict[str, Any]:
@@ -274,14 +298,20 @@ def _decode(payload: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PayloadError("not_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = _DECODER.decode(text)
     except RecursionError:
         raise PayloadError("too_deep", f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an over-long integer
         raise PayloadError("not_json", f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise PayloadError("not_object", f"top level is a JSON {_json_type(data)}, not an object")
-    _check_tree(data)
+    # Walk the tree only if a check could fail: a node deeper than MAX_DEPTH
+    # (_check_tree counts a value inside the deepest container as a level)
+    # needs at least MAX_DEPTH "{" or "[" bytes, and a NUL or a lone
+    # surrogate in a string needs a \u escape (the bytes are valid UTF-8, and
+    # the decoder refuses raw control characters in strings).
+    if b"\\u" in payload or payload.count(b"{") + payload.count(b"[") >= MAX_DEPTH:
+        _check_tree(data)
     return data
 
 
@@ -294,6 +324,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+"""What ``json.loads(text, parse_constant=…, parse_float=…)`` builds on every call."""
 
 
 def _check_tree(data: dict[str, Any]) -> None:
