@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 from prometheus_client import start_http_server
 
+from gateway import redact
 from gateway.api.app import create_app
 from gateway.broker.config import BrokerConfig
 from gateway.broker.dynsec import DynSecClient, DynSecError
@@ -235,6 +236,8 @@ def serve_api(ctx: AppContext) -> None:
         access_log=False,
         lifespan="off",
     )
+    # After uvicorn configured its logging: it logs each WebSocket's URL.
+    redact.install("uvicorn.error", "uvicorn.access", "uvicorn")
     previous = {sig: signal.signal(sig, _exit_cleanly) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run()

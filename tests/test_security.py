@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from gateway.db.models import Device
+from gateway.db.security_models import AlarmPanel
 from tests.conftest import Gateway
 from tests.security_support import (
     CODE,
@@ -184,3 +186,16 @@ def test_keypad_back_online_is_told_the_status(home: SecuredHome) -> None:
     keypad.publish(topics["availability"], b'{"state": "online"}')
     shown = json.loads(keypad.expect(topics["set"], timeout=10).payload)["arm_mode"]
     assert shown == {"mode": "arm_all_zones"}
+
+
+def test_an_engine_failure_opens_a_fault_case_and_keeps_the_events(home: SecuredHome) -> None:
+    with home.gw.ctx.db.transaction() as session:
+        panel = session.scalars(select(AlarmPanel)).one()
+        panel.state = {"status": "no-such-status"}  # what a bug might leave behind
+    home.send("door", {"contact": False})
+    wait_until(lambda: len(home.cases()) == 1, 10)
+    (case,) = home.cases()
+    assert case["alarm"] == "fault" and case["contact_id"] == 300
+    assert "could not process" in case["timeline"][0]["text"]
+    events = home.gw.http.get("/api/v1/events", headers=home.owner).json()["items"]
+    assert any(e["event"] == "contact" for e in events)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from alarms import (
 from alarms.keypad import display_for
 from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage
-from gateway.db.security_models import AlarmPanel
+from gateway.db.security_models import AlarmPanel, Case, CaseEntry, CaseStatus
 from gateway.security.codes import check_code
 from gateway.security.effects import Changes, EffectWriter
 from gateway.security.home import load_home
@@ -42,6 +43,11 @@ from gateway.security.zones import ZONE_KINDS, ZoneDevice, build_config
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+ENGINE_FAILURES = Counter(
+    "moydom_alarm_engine_failures_total", "Panel steps that failed (each opens a fault case)"
+)
+SYSTEM_TROUBLE = 300
+"""Contact ID "system trouble": what a fault case reports."""
 
 
 @dataclass(frozen=True)
@@ -174,11 +180,32 @@ class SecurityService:
             try:
                 with session.begin_nested():
                     self.run(session, panel, inputs, now, home_changes)
-            except Exception:
+            except Exception as exc:
                 log.exception("alarm panel of home %d failed on ingest input", home_id)
-                continue
+                home_changes = self._fault(session, panel, exc, now)
             changes.merge(home_changes)
         return changes
+
+    def _fault(self, session: Session, panel: AlarmPanel, exc: Exception, now: datetime) -> Changes:
+        """The engine failed on this home's input: the events are stored, and
+        dispatch gets a fault case saying so — an alarm it may have carried
+        must not vanish into a log line."""
+        ENGINE_FAILURES.inc()
+        case = Case(
+            contract_id=panel.contract_id,
+            home_id=panel.home_id,
+            alarm="fault",
+            contact_id=SYSTEM_TROUBLE,
+            status=CaseStatus.OPEN,
+            opened_at=now,
+            next_resend_at=now + self.ack_timeout,
+            resends=0,
+        )
+        session.add(case)
+        session.flush()
+        text = f"the alarm panel could not process sensor input: {type(exc).__name__}: {exc}"
+        session.add(CaseEntry(case_id=case.id, at=now, kind="opened", text=text[:1000]))
+        return Changes(cases=[case.id])
 
     def apply(
         self,
