@@ -83,24 +83,29 @@ class MotionWorker:
     # -- fed by the recording thread (main-stream detection) --------------------
 
     def begin(self, video: av.VideoStream) -> None:
-        """A new connection: its decoder parameters go through the queue, in order."""
+        """A new connection: drop the old one's queued packets, then send its decoder
+        parameters through the queue, ahead of its packets; never blocks."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         ctx = video.codec_context
-        self._put(_NewStream(ctx.name, ctx.extradata), force=True)
+        self._queue.put_nowait(_NewStream(ctx.name, ctx.extradata))  # only this thread puts
+        self._resync = False
 
     def offer(self, packet: av.Packet[Stream], wall: datetime) -> None:
-        """A main-stream video packet; never blocks."""
-        if self.keyframes_only and not packet.is_keyframe:
+        """A main-stream video packet; never blocks (a full queue drops it and the
+        packets up to the next keyframe, which the decoder could not use)."""
+        keyframe = packet.is_keyframe
+        if (self.keyframes_only or self._resync) and not keyframe:
             return
-        if self._resync and not packet.is_keyframe:
-            return
-        self._resync = not self._put((packet, wall))
-
-    def _put(self, item: _Item, force: bool = False) -> bool:
         try:
-            self._queue.put(item, block=force, timeout=1.0 if force else None)
+            self._queue.put_nowait((packet, wall))
         except queue.Full:
-            return False
-        return True
+            self._resync = True
+        else:
+            self._resync = False
 
     # -- the detect thread ----------------------------------------------------
 

@@ -196,3 +196,25 @@ def test_the_preroll_keeps_whole_gops_and_writes_a_faststart_clip(
     data = clip.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat"), "moov first: plays while downloading"
     assert decode_errors(clip) == "" and first_video_keyframe(clip)
+
+
+def test_a_camera_clock_jump_closes_the_segment_and_the_next_keyframe_starts_one(
+    source_file: Path, tmp_path: Path
+) -> None:
+    infos: list[SegmentInfo] = []
+    writer = SegmentWriter("hall", tmp_path, infos.append, segment_s=60)
+    begun = False
+    for container, packet, wall in packets(source_file):
+        if not begun:
+            writer.begin(container.streams.video[0], container.streams.audio[0])
+            begun = True
+        if wall - T0 > timedelta(seconds=4.05):  # the camera restarts its clock
+            shift = round(100 / packet.time_base)
+            packet.dts = (packet.dts or 0) - shift
+            packet.pts = None if packet.pts is None else packet.pts - shift
+        writer.write(packet, wall)
+    writer.end()
+    assert len(infos) == 2
+    assert 3.5 < infos[0].duration < 4.5 and 2.5 < infos[1].duration < 4.0
+    for info in infos:
+        assert decode_errors(info.path) == "" and first_video_keyframe(info.path)
