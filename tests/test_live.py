@@ -238,7 +238,7 @@ def test_no_one_watches_or_ends_what_is_not_theirs(live: Live, camera: RtspServe
 def test_session_ends_when_its_token_stops_working(
     gateway_factory: Callable[..., Gateway], camera: RtspServer, revoke: str
 ) -> None:
-    ttl = 6 if revoke == "expire" else 3600
+    ttl = 10 if revoke == "expire" else 3600
     gw = gateway_factory(
         stream_recheck_s=0.5, access_token_ttl_s=ttl, webrtc_host_addresses=["127.0.0.1"]
     )
