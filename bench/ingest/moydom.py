@@ -78,8 +78,11 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
     fleet = bench.fleet()
     with db.engine.connect() as conn:
         # Warm up until every worker has committed (its markers are in the
-        # table), so all of them are connected and subscribed.
+        # table), so all of them are connected and subscribed. A marker
+        # lives only until the next commit deletes it, so what each poll
+        # sees is collected: two workers need not be caught at once.
         sessions = {f"moydom-ingest-{name}" for name in workers}
+        seen: set[str] = set()
         deadline = time.monotonic() + 60
         while True:
             for proc, log in zip(procs, logs, strict=True):
@@ -89,7 +92,7 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
                 raise RuntimeError("ingest workers did not all store a warm-up message")
             bench.warm_up()
             time.sleep(0.05)
-            seen = {
+            seen |= {
                 row[0] for row in conn.execute(text("SELECT DISTINCT session FROM ingest_markers"))
             }
             conn.rollback()
