@@ -84,7 +84,7 @@ def report(median: dict[Case, float], samples: dict[Case, list[float]]) -> None:
             f"over reading; ratio {ratio:.2f} (target ≤ {TARGET_MOTION}: {verdict})"
         )
     for case in (FFMPEG_COPY, MOYDOM_RECORD, MOTION_KEYFRAMES, MOTION_ALL):
-        print(f"cameras per core, {case.name}: {60 / median[case]:.0f}")
+        print(f"cameras per core (CPU only), {case.name}: {60 / median[case]:.0f}")
 
 
 if __name__ == "__main__":
