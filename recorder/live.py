@@ -298,6 +298,9 @@ class LiveRelay:
             raise CameraUnavailable(
                 f"camera {camera} sent nothing for {self.open_timeout_s:.0f} s"
             ) from None
+        except BaseException:  # cancelled (the client went away): no viewer left behind
+            viewer.close()
+            raise
         info = viewer.info
         if not info.relayable:
             viewer.close()

@@ -234,7 +234,7 @@ def test_no_one_watches_or_ends_what_is_not_theirs(live: Live, camera: RtspServe
     run(body)
 
 
-@pytest.mark.parametrize("revoke", ["suspend", "expire"])
+@pytest.mark.parametrize("revoke", ["suspend", pytest.param("expire", marks=pytest.mark.slow)])
 def test_session_ends_when_its_token_stops_working(
     gateway_factory: Callable[..., Gateway], camera: RtspServer, revoke: str
 ) -> None:
