@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from recorder.layout import check_camera
 from recorder.motion import MotionCallback, MotionConfig, MotionTracker
 from recorder.preroll import Preroll, PrerollBuffer
 from recorder.segments import SegmentCallback, SegmentWriter
-from recorder.source import Backoff, CameraSource, StatusCallback
+from recorder.source import CameraSource, StatusCallback
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +55,23 @@ class CameraRecorder:
         on_status: StatusCallback = _ignore,
         preroll_s: float = 5.0,
         fragment_s: float = 1.0,
-        backoff: Backoff | None = None,
     ) -> None:
         self.camera = check_camera(camera)
         self._stop = threading.Event()
-        self.source = CameraSource(camera, url, self._stop, on_status, backoff)
-        self.tracker = MotionTracker(camera, motion, on_motion) if motion else None
-        self.worker = (
-            MotionWorker(camera, motion, self.tracker, self._stop, detect_url)
-            if motion and self.tracker
-            else None
-        )
-        motion_between: Callable[[datetime, datetime], bool] = (
-            self.tracker.overlaps if self.tracker else lambda _s, _e: False
-        )
+        self.source = CameraSource(camera, url, self._stop, on_status)
+        self.tracker: MotionTracker | None = None
+        self.worker: MotionWorker | None = None
         self.writer = SegmentWriter(
             camera,
             archive_dir,
             on_segment,
             segment_s=segment_s,
             fragment_s=fragment_s,
-            motion_between=motion_between,
         )
+        if motion is not None:
+            self.tracker = MotionTracker(camera, motion, on_motion)
+            self.worker = MotionWorker(camera, motion, self.tracker, self._stop, detect_url)
+            self.writer.motion_between = self.tracker.overlaps
         self.buffer = PrerollBuffer(camera, preroll_s)
         self._threads: list[threading.Thread] = []
 

@@ -109,13 +109,12 @@ class CameraSource:
         url: str,
         stop: threading.Event,
         on_status: StatusCallback | None = None,
-        backoff: Backoff | None = None,
     ) -> None:
         self.camera = camera
         self.url = url
         self.stop = stop
         self.on_status = on_status
-        self.backoff = backoff or Backoff()
+        self.backoff = Backoff()
         self.online: bool | None = None
 
     def sessions(self) -> Iterator[Session]:

@@ -155,6 +155,7 @@ def record_motion(
     recorder.start()
     try:
         assert online.wait(10)
+        assert recorder.online
         time.sleep(seconds)
     finally:
         recorder.stop()
