@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from recorder.archive import scan
+from recorder.source import Backoff
 from tests.rtsp import RtspServer, scene, with_audio
 from tests.support import free_port
 
@@ -199,3 +200,10 @@ def test_a_camera_that_never_answers_is_reported_offline(tmp_path: Path) -> None
     assert status["online"] is False and "connect failed" in status["reason"]
     assert rec.events("status") == [status]
     assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_reconnect_delays_double_up_to_the_cap_and_reset_after_a_good_connection() -> None:
+    backoff = Backoff(initial=0.5, cap=4)
+    assert [backoff.next() for _ in range(6)] == [0.5, 1, 2, 4, 4, 4]
+    backoff.reset()
+    assert backoff.next() == 0.5
