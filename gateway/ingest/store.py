@@ -11,7 +11,6 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from prometheus_client import Counter
@@ -20,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage, PayloadError, parse
-from devices.topics import BRIDGE, Channel
+from devices.topics import BRIDGE, Channel, ParsedTopic
 from devices.topics import parse as parse_topic
-from gateway.db.models import DeviceHealth, IngestMarker, RejectedMessage
+from gateway.db.models import IngestMarker, RejectedMessage
 from gateway.ingest import bulk
+from gateway.ingest.bulk import HealthRow
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
 from gateway.recording.clips import mark_clips
 from gateway.security.effects import Changes
@@ -36,21 +36,36 @@ REJECTED_PAYLOAD_KEEP = 64 * 1024
 _ACTION_CODE = re.compile(rb'("action_code"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9]+)')
 
 
-@dataclass(frozen=True)
 class Received:
-    """A message as the worker received it from the broker."""
+    """A message as the worker received it from the broker.
 
-    topic: str
-    payload: bytes
-    packet_id: int
-    dup: bool
-    epoch: int
-    received_at: datetime
+    ``packet_id`` 0: a QoS 0 delivery, which is neither acknowledged nor
+    redelivered, so it gets no marker. ``digest`` (of topic and payload) is
+    computed once: the writer and the acknowledgement both need it.
+    """
 
-    @cached_property
-    def digest(self) -> str:
-        """Computed once: the writer and the acknowledgement both need it."""
-        return hashlib.sha256(self.topic.encode() + b"\0" + self.payload).hexdigest()[:32]
+    __slots__ = ("digest", "dup", "epoch", "packet_id", "payload", "received_at", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        payload: bytes,
+        packet_id: int,
+        dup: bool,
+        *,
+        epoch: int,
+        received_at: datetime,
+    ) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.packet_id = packet_id
+        self.dup = dup
+        self.epoch = epoch
+        self.received_at = received_at
+        self.digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
+
+    def __repr__(self) -> str:
+        return f"Received({self.topic!r}, packet {self.packet_id}, dup {self.dup})"
 
 
 @dataclass
@@ -65,16 +80,27 @@ class BatchResult:
     """What the batch changed at alarm panels: alerts, cases, outbox rows."""
 
 
-def _health_row(device_id: int, msg: DeviceMessage, at: datetime, row: dict[str, Any]) -> None:
-    row["device_id"] = device_id
-    row["last_seen_at"] = at
+def _health_row(
+    device_id: int, msg: DeviceMessage, at: datetime, rows: dict[int, HealthRow]
+) -> None:
+    """Fold one accepted message into its device's health row for this batch."""
+    row = rows.get(device_id)
+    if row is None:
+        row = rows[device_id] = [device_id, None, at, None, None, None, None]
+    row[2] = at
     if msg.online is not None:
-        row["online"] = msg.online
-    elif "online" not in row:
-        row["online"] = True  # it just spoke
-    for name, value in msg.health.model_dump().items():
-        if value is not None:
-            row[name] = value
+        row[1] = msg.online
+    elif row[1] is None:
+        row[1] = True  # it just spoke
+    health = msg.health
+    if health.battery is not None:
+        row[3] = health.battery
+    if health.battery_low is not None:
+        row[4] = health.battery_low
+    if health.voltage is not None:
+        row[5] = health.voltage
+    if health.linkquality is not None:
+        row[6] = health.linkquality
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,22 @@ class Rejection:
         }
 
 
+_TOPICS_MAX = 10_000
+
+
+@dataclass
+class _Sorted:
+    """One batch, classified: what to write, and the tally."""
+
+    result: BatchResult = field(default_factory=BatchResult)
+    events: list[bulk.EventRow] = field(default_factory=list)
+    markers: dict[int, str] = field(default_factory=dict)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    health: dict[int, HealthRow] = field(default_factory=dict)
+    zone_candidates: list[tuple[DeviceRef, DeviceMessage, datetime]] = field(default_factory=list)
+    calls: list[tuple[int, datetime]] = field(default_factory=list)
+
+
 class BatchStore:
     """Writes batches for one ingest session (one worker's MQTT session)."""
 
@@ -110,15 +152,27 @@ class BatchStore:
         self.directory = directory
         self.root = root
         self.security = security
+        self._topics: dict[str, ParsedTopic | None] = {}
+        """parse_topic's answers (a pure function of the topic), bounded."""
+
+    def _where(self, topic: str) -> ParsedTopic | None:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            pass
+        if len(self._topics) >= _TOPICS_MAX:
+            self._topics.clear()  # a flood of made-up topics costs a re-parse
+        where = self._topics[topic] = parse_topic(self.root, topic)
+        return where
 
     def _classify(self, item: Received) -> tuple[DeviceRef, DeviceMessage] | Rejection | None:
         """The device and parsed message, or why it is rejected (None: not ours)."""
-        where = parse_topic(self.root, item.topic)
+        where = self._where(item.topic)
         if where is None:
             return Rejection("bad_topic", "topic is outside the device layout")
-        if where.channel is Channel.SET:
-            return None  # the gateway's own commands to devices
         channel = where.channel
+        if channel is Channel.SET:
+            return None  # the gateway's own commands to devices
         if channel is Channel.BRIDGE:
             if where.device != "state":
                 return None  # a bridge's logs, info, device lists: not events
@@ -152,6 +206,34 @@ class BatchStore:
         )
         return {packet_id: digest for packet_id, digest in rows}
 
+    def _sort(self, items: list[Received], known: dict[int, str], out: _Sorted) -> None:
+        """Classify each message into ``out``: event, rejection, duplicate or ignored."""
+        for item in items:
+            if item.dup and known.get(item.packet_id) == item.digest:
+                out.result.duplicates += 1
+                continue
+            outcome = self._classify(item)
+            if outcome is None:
+                out.result.ignored += 1
+                continue
+            if isinstance(outcome, Rejection):
+                out.rejected.append(outcome.row(item))
+                REJECTED.labels(outcome.reason).inc()
+            else:
+                device, msg = outcome
+                at = item.received_at
+                out.events.append(
+                    (device.contract_id, device.home_id, device.id, msg.event, msg.body, at)
+                )
+                _health_row(device.id, msg, at, out.health)
+                kind = device.kind
+                if kind in ZONE_KINDS:
+                    out.zone_candidates.append((device, msg, at))
+                elif kind is DeviceKind.INTERCOM and msg.body.get("event") == "call":
+                    out.calls.append((device.home_id, at))
+            if item.packet_id:  # QoS 0 is never redelivered
+                out.markers[item.packet_id] = item.digest
+
     def write(
         self,
         session: Session,
@@ -162,45 +244,9 @@ class BatchStore:
     ) -> BatchResult:
         """Write a batch; ``confirmed`` markers (acks the broker has processed)
         and markers older than ``stale_before`` are deleted in the same commit."""
-        result = BatchResult()
-        known = self._known_markers(session, items)
-        events: list[dict[str, Any]] = []
-        markers: dict[int, str] = {}
-        rejected: list[dict[str, Any]] = []
-        health: dict[int, dict[str, Any]] = {}
-        zone_messages: list[ZoneMessage] = []
-        calls: list[tuple[int, datetime]] = []
-        for item in items:
-            digest = item.digest
-            if item.dup and known.get(item.packet_id) == digest:
-                result.duplicates += 1
-                continue
-            outcome = self._classify(item)
-            if outcome is None:
-                result.ignored += 1
-                continue
-            if isinstance(outcome, Rejection):
-                rejected.append(outcome.row(item))
-                REJECTED.labels(outcome.reason).inc()
-            else:
-                device, msg = outcome
-                events.append(
-                    {
-                        "contract_id": device.contract_id,
-                        "home_id": device.home_id,
-                        "device_id": device.id,
-                        "event": msg.event,
-                        "body": msg.body,
-                        "received_at": item.received_at,
-                    }
-                )
-                _health_row(device.id, msg, item.received_at, health.setdefault(device.id, {}))
-                if msg.body.get("event") == "call" and device.kind is DeviceKind.INTERCOM:
-                    calls.append((device.home_id, item.received_at))
-                if device.kind in ZONE_KINDS:
-                    zone = ZoneDevice(device.id, device.uid, device.name, device.kind)
-                    zone_messages.append(ZoneMessage(device.home_id, zone, msg, item.received_at))
-            markers[item.packet_id] = digest
+        batch = _Sorted()
+        self._sort(items, self._known_markers(session, items), batch)
+        result = batch.result
         bulk.delete_markers(session, self.session_name, confirmed)
         if stale_before is not None:
             session.execute(
@@ -209,21 +255,43 @@ class BatchStore:
                     IngestMarker.written_at < stale_before,
                 )
             )
-        result.new_events = bulk.insert_events(session, events)
-        if rejected:
-            session.execute(insert(RejectedMessage), rejected)
-        bulk.upsert(session, DeviceHealth, list(health.values()), ["device_id"])
-        bulk.upsert_markers(session, self.session_name, markers, now)
+        result.new_events = bulk.insert_events(session, batch.events)
+        if batch.rejected:
+            session.execute(insert(RejectedMessage), batch.rejected)
+        bulk.upsert_health(session, list(batch.health.values()))
+        bulk.upsert_markers(session, self.session_name, batch.markers, now)
         if self.security is not None:
             before, after = self.security.clip_window
-            for home_id, at in calls:
+            for home_id, at in batch.calls:
                 mark_clips(session, home_id, "intercom", at, before=before, after=after)
-        if self.security is not None and zone_messages:
-            # After the writes above: on SQLite the transaction then already
-            # holds the write lock while the panels are read and updated.
-            result.security = self.security.apply_messages(session, zone_messages, now)
-        result.stored, result.rejected = len(events), len(rejected)
+            if batch.zone_candidates:
+                result.security = self._alarm_panels(session, batch.zone_candidates, now)
+        result.stored, result.rejected = len(batch.events), len(batch.rejected)
         MESSAGES.labels("stored").inc(result.stored)
         MESSAGES.labels("rejected").inc(result.rejected)
         MESSAGES.labels("duplicate").inc(result.duplicates)
         return result
+
+    def _alarm_panels(
+        self,
+        session: Session,
+        candidates: list[tuple[DeviceRef, DeviceMessage, datetime]],
+        now: datetime,
+    ) -> Changes:
+        """The zone messages of homes with a panel, to their panels.
+
+        After the writes: on SQLite the transaction then already holds the
+        write lock while the panels are read and updated. One indexed lookup
+        finds the homes that have a panel; a batch from homes without one
+        costs nothing more.
+        """
+        assert self.security is not None
+        panels = self.security.homes_with_panels(session, {d.home_id for d, _, _ in candidates})
+        if not panels:
+            return Changes()
+        messages = [
+            ZoneMessage(d.home_id, ZoneDevice(d.id, d.uid, d.name, d.kind), msg, at)
+            for d, msg, at in candidates
+            if d.home_id in panels
+        ]
+        return self.security.apply_messages(session, messages, now)

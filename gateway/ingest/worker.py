@@ -29,26 +29,22 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Histogram
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from devices.topics import all_devices_filter, events_notice_topic
-from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
+from gateway.ingest.mqtt import Incoming, IngestLink, LinkConfig
 from gateway.ingest.store import BatchStore, Received
 from gateway.security.panel import SecurityService
 
@@ -100,6 +96,61 @@ class _ProbeAnswered:
     connected_at: datetime | None = None
 
 
+class Inbox:
+    """What the network thread received and the writer has not taken yet.
+
+    Bounded by message count: the network thread puts the messages of one
+    read at once, after waiting while ``maxsize`` or more are waiting (so it
+    holds at most one read more). Probe answers are never held back.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Received | _ProbeAnswered] = deque()
+        self._cond = threading.Condition()
+
+    def put_many(
+        self, items: list[Received], stop: threading.Event, idle: Callable[[], None]
+    ) -> bool:
+        """Wait for room, then queue ``items``; ``idle`` runs every second of
+        waiting. False (nothing queued) if ``stop`` is set meanwhile."""
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if stop.is_set():
+                    return False
+                if not self._cond.wait(1.0):
+                    idle()
+            self._items.extend(items)
+            self._cond.notify_all()
+        return True
+
+    def put(self, item: _ProbeAnswered) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def take(self, most: int, first_wait: float, linger: float) -> list[Received | _ProbeAnswered]:
+        """Whatever arrives within ``linger`` after the first item (waited for up
+        to ``first_wait``), at most ``most``."""
+        items = self._items
+        with self._cond:
+            if not items and not self._cond.wait(first_wait) and not items:
+                return []
+            deadline = time.monotonic() + linger
+            batch: list[Received | _ProbeAnswered] = []
+            while True:
+                take = min(len(items), most - len(batch))
+                batch.extend(items.popleft() for _ in range(take))
+                if len(batch) >= most:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            self._cond.notify_all()  # room for the network thread
+        return batch
+
+
 class IngestWorker:
     """Receive on the network thread, store and acknowledge on the writer thread."""
 
@@ -110,11 +161,9 @@ class IngestWorker:
         self.db = db
         self.store = BatchStore(cfg.session_name, DeviceDirectory(db), cfg.root, security)
         # Bounded: Mosquitto 2.0.11 sends far more than our Receive Maximum
-        # (15,000 outstanding were seen for 2,000). A full inbox blocks paho's
-        # network thread, and TCP back-pressure holds the rest in the broker.
-        self._inbox: queue.Queue[Received | _ProbeAnswered] = queue.Queue(
-            maxsize=cfg.receive_maximum
-        )
+        # (15,000 outstanding were seen for 2,000). A full inbox holds back
+        # the network thread, and TCP back-pressure holds the rest in the broker.
+        self._inbox = Inbox(cfg.receive_maximum)
         self._stop = threading.Event()
         self._epoch = 0
         self._connected_at: datetime | None = None
@@ -125,93 +174,75 @@ class IngestWorker:
         self.duplicates = 0
         self._cleanup_retry: list[tuple[int, str]] = []
         self._cleanup_retried = False
-        self._client = new_client(cfg.session_name, cfg.username, cfg.password, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self._client.on_unsubscribe = self._on_unsubscribe
-        self._client.on_disconnect = self._on_disconnect
+        self._link = IngestLink(
+            LinkConfig(
+                host=cfg.host,
+                port=cfg.port,
+                client_id=cfg.session_name,
+                username=cfg.username,
+                password=cfg.password,
+                session_expiry_s=cfg.session_expiry_s,
+                receive_maximum=cfg.receive_maximum,
+            ),
+            on_connect=self._on_connect,
+            on_messages=self._on_messages,
+            on_unsuback=self._on_unsuback,
+            on_disconnect=self._on_disconnect,
+        )
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
 
     # --- network thread -----------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.cfg.session_expiry_s
-        props.ReceiveMaximum = self.cfg.receive_maximum
         self._writer.start()
-        self._client.connect_async(
-            self.cfg.host, self.cfg.port, keepalive=30, clean_start=False, properties=props
-        )
-        self._client.loop_start()
+        self._link.start()
 
-    def _on_connect(
-        self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        if reason.is_failure:
-            log.error("ingest: broker refused the session: %s", reason)
-            return
-        self._epoch += 1
+    def _on_connect(self, epoch: int, session_present: bool) -> None:
+        self._epoch = epoch
         self._connected_at = utcnow()
-        client.unsubscribe(self.cfg.other_subscription)
-        client.subscribe(self.cfg.subscription, qos=1)
-        self._probe(
-            _ProbeAnswered(self._epoch, connect_probe=True, connected_at=self._connected_at)
-        )
+        with self._probe_lock:
+            self._probes.clear()  # an older connection's probes are never answered
+        self._link.unsubscribe(epoch, self.cfg.other_subscription)
+        self._link.subscribe(epoch, self.cfg.subscription, qos=1)
+        self._probe(_ProbeAnswered(epoch, connect_probe=True, connected_at=self._connected_at))
         log.info(
-            "ingest %s connected (session present: %s)",
-            self.cfg.session_name,
-            flags.session_present,
+            "ingest %s connected (session present: %s)", self.cfg.session_name, session_present
         )
 
-    def _on_disconnect(self, *_args: Any) -> None:
+    def _on_disconnect(self, reason: str) -> None:
         self.ready.clear()
         if not self._stop.is_set():
-            log.warning("ingest %s disconnected; paho reconnects", self.cfg.session_name)
+            log.warning("ingest %s disconnected (%s); reconnecting", self.cfg.session_name, reason)
 
     def _probe(self, answer: _ProbeAnswered) -> None:
+        # The id is registered before the UNSUBSCRIBE goes out, so its answer
+        # cannot arrive first.
         with self._probe_lock:
-            result, mid = self._client.unsubscribe(f"{self.cfg.root}/$probe")
-            if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
-                self._probes[mid] = answer
+            mid = self._link.new_packet_id()
+            self._probes[mid] = answer
+            if self._link.unsubscribe(answer.epoch, f"{self.cfg.root}/$probe", mid) is None:
+                del self._probes[mid]
 
-    def _on_unsubscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
+    def _on_unsuback(self, mid: int) -> None:
         with self._probe_lock:
             answer = self._probes.pop(mid, None)
         if answer is not None:
             self._inbox.put(answer)
 
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(
-            Received(
-                topic=msg.topic,
-                payload=bytes(msg.payload),
-                packet_id=msg.mid,
-                dup=bool(msg.dup),
-                epoch=self._epoch,
-                received_at=utcnow(),
-            )
-        )
+    def _on_messages(self, epoch: int, messages: list[Incoming]) -> None:
+        # One time of receipt for the messages of one read.
+        at = utcnow()
+        items = [
+            Received(topic, payload, packet_id, dup, epoch=epoch, received_at=at)
+            for topic, payload, packet_id, dup in messages
+        ]
+        self._inbox.put_many(items, self._stop, self._link.ping_if_due)
 
     # --- writer thread --------------------------------------------------------
 
     def _next_batch(self) -> list[Received | _ProbeAnswered]:
         """Whatever arrives within the linger time after the first message."""
-        try:
-            batch = [self._inbox.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.cfg.linger_s
-        while len(batch) < self.cfg.batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    self._inbox.get(timeout=remaining)
-                    if remaining > 0
-                    else self._inbox.get_nowait()
-                )
-            except queue.Empty:
-                break
-        return batch
+        return self._inbox.take(self.cfg.batch_max, 0.2, self.cfg.linger_s)
 
     def _write_loop(self) -> None:
         confirmed: list[tuple[int, str]] = []
@@ -304,7 +335,7 @@ class IngestWorker:
                 # to send; losing this notice loses nothing stored (clients
                 # catch up with the cursor, the alarms role polls too).
                 notice = json.dumps({"events": result.new_events, **result.security.notice()})
-                self._client.publish(events_notice_topic(self.cfg.root), notice, qos=0)
+                self._link.publish(events_notice_topic(self.cfg.root), notice.encode())
             return True
         return False
 
@@ -324,19 +355,16 @@ class IngestWorker:
         return False
 
     def _acknowledge(self, items: list[Received]) -> None:
+        # A packet id is only meaningful on the connection that sent it;
+        # older ones come again as DUP and meet their marker. The link drops
+        # the PUBACKs if that connection ended meanwhile. QoS 0 (packet id 0)
+        # is not acknowledged.
         epoch = self._epoch
-        acked = []
-        for item in items:
-            # A packet id is only meaningful on the connection that sent it;
-            # older ones come again as DUP and meet their marker.
-            if item.epoch == epoch:
-                self._client.ack(item.packet_id, 1)
-                acked.append((item.packet_id, item.digest))
-        if acked:
+        acked = [(i.packet_id, i.digest) for i in items if i.epoch == epoch and i.packet_id]
+        if acked and self._link.ack(epoch, [packet_id for packet_id, _ in acked]):
             self._probe(_ProbeAnswered(epoch, acked=acked))
 
     def stop(self) -> None:
         self._stop.set()
         self._writer.join(5)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._link.stop()

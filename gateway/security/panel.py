@@ -151,6 +151,19 @@ class SecurityService:
         panel.updated_at = last
         return done
 
+    @staticmethod
+    def homes_with_panels(session: Session, home_ids: Iterable[int]) -> set[int]:
+        """Which of these homes have a panel: one primary-key lookup, no lock.
+
+        Ingest asks this once per batch and hands :meth:`apply_messages` only
+        the messages of those homes, so a batch from homes without a panel
+        costs this one query and nothing per message.
+        """
+        ids = list(home_ids)
+        if not ids:
+            return set()
+        return set(session.scalars(select(AlarmPanel.home_id).where(AlarmPanel.home_id.in_(ids))))
+
     def apply_messages(
         self, session: Session, messages: list[ZoneMessage], now: datetime
     ) -> Changes:
