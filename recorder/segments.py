@@ -88,6 +88,7 @@ class SegmentWriter:
         self._seconds: dict[int, float] = {}  # their time bases as floats
         self._video = -1
         self._open: _Open | None = None
+        self._failing = False  # writing failed (disk full?): log once, not every keyframe
 
     def begin(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
         """Take the streams of a new connection; the next keyframe opens a segment."""
@@ -126,7 +127,14 @@ class SegmentWriter:
         if seg is None:
             if not (is_video and packet.is_keyframe):
                 return
-            seg = self._open = self._start(dts * tick, wall)
+            try:
+                seg = self._open = self._start(dts * tick, wall)
+            except (av.FFmpegError, OSError) as exc:
+                self._failed(f"cannot open a segment ({exc}); retrying at the next keyframe")
+                return
+            if self._failing:
+                log.warning("%s: recording again", self.camera)
+                self._failing = False
         self._mux(seg, packet, dts, is_video)
 
     def end(self) -> None:
@@ -173,8 +181,13 @@ class SegmentWriter:
         try:
             seg.container.mux(packet)
         except (av.FFmpegError, OSError) as exc:
-            log.error("%s: writing %s failed (%s); closing it", self.camera, seg.path, exc)
+            self._failed(f"writing {seg.path} failed ({exc}); keeping what reached the disk")
             self._abandon(seg)
+
+    def _failed(self, message: str) -> None:
+        if not self._failing:
+            log.error("%s: %s", self.camera, message)
+        self._failing = True
 
     def _close(self) -> None:
         seg = self._open

@@ -8,6 +8,7 @@ arrival times, so these tests are fast and exact.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -218,3 +219,51 @@ def test_a_camera_clock_jump_closes_the_segment_and_the_next_keyframe_starts_one
     assert 3.5 < infos[0].duration < 4.5 and 2.5 < infos[1].duration < 4.0
     for info in infos:
         assert decode_errors(info.path) == "" and first_video_keyframe(info.path)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a few seconds of the test stream fill it."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"this machine forbids mounting a tmpfs: {result.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_keeps_what_was_written_and_recording_resumes_when_space_returns(
+    source_file: Path, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    infos: list[SegmentInfo] = []
+    writer = SegmentWriter("hall", tiny_disk, infos.append, segment_s=2)
+    evicted: list[SegmentInfo] = []
+    freed_at = T0 + timedelta(seconds=6.2)
+    begun = False
+    for container, packet, wall in packets(source_file):
+        if not begun:
+            writer.begin(container.streams.video[0], container.streams.audio[0])
+            begun = True
+        if not evicted and wall > freed_at:
+            evicted = list(infos)
+            for info in evicted:  # the retention sweep evicts: space comes back
+                delete_segment(info.path)
+        writer.write(packet, wall)
+    writer.end()
+    assert len(evicted) >= 2, "segments were complete before the disk filled"
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "No space left" in errors[0].getMessage()
+    assert any(r.getMessage() == "hall: recording again" for r in caplog.records)
+    resumed = infos[len(evicted) :]  # opened once the failed file was cleared away
+    assert resumed and round(resumed[0].duration) == 2
+    assert resumed[0].start > evicted[-1].end
+    for info in resumed:
+        assert decode_errors(info.path) == ""
+    assert not list(tiny_disk.rglob("*.part"))
+    open_files = [os.readlink(f) for f in Path("/proc/self/fd").iterdir() if f.is_symlink()]
+    assert not [f for f in open_files if f.startswith(str(tiny_disk))], "no file left open"
