@@ -27,7 +27,7 @@ from gateway.db.models import utcnow
 from gateway.db.security_models import AlarmPanel, AlarmUser, Dispatcher
 from gateway.errors import NotFound
 from gateway.passwords import hash_password
-from gateway.runtime import run_roles, serve_api
+from gateway.runtime import run_roles, serve_api, start_recorder
 from gateway.security.panel import initial_state
 from gateway.settings import Settings
 
@@ -162,11 +162,13 @@ def _start_camera(stack: ExitStack) -> str | None:
 
 def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
-        ctx = run_roles(settings, {"api", "ingest", "alarms", "recorder"}, stack)
+        ctx = run_roles(settings, {"api", "ingest", "alarms"}, stack)
         assert ctx is not None
         specs = provision_demo_home(ctx)
         secure_demo_home(ctx)
         camera = _start_camera(stack)
+        # After the camera is provisioned and serving: recording starts at once.
+        start_recorder(settings, ctx.secrets, ctx.db, stack)
         for spec in specs:
             sim = SimulatedDevice(spec, settings.mqtt_host, settings.mqtt_port)
             sim.start()

@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +37,7 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
         "MOYDOM_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
         "MOYDOM_HTTP_PORT": str(http_port),
         "MOYDOM_DEMO_RTSP_PORT": str(rtsp_port),
+        "MOYDOM_RECORDER_SEGMENT_S": "2",
     }
     moydom = Path(sys.executable).with_name("moydom")
     started = time.monotonic()
@@ -101,6 +104,24 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
         assert seen & state_topics, seen
         sub.close()
         assert _port_open(rtsp_port), "test camera not serving"
+        camera = next(d for d in devices if d["kind"] == "camera")["id"]
+        since = datetime.now(UTC) - timedelta(minutes=5)
+
+        def recorded() -> list[Any]:
+            r = httpx.get(
+                f"{base}/cameras/{camera}/timeline",
+                params={"start": since.isoformat(), "end": datetime.now(UTC).isoformat()},
+                headers=owner,
+                timeout=5,
+            )
+            assert r.status_code == 200, r.text
+            spans: list[Any] = r.json()["recorded"]
+            return spans
+
+        deadline = time.monotonic() + 30
+        while not recorded() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert recorded(), "the demo records its test camera"
     finally:
         proc.send_signal(stop_signal)
         out, _ = proc.communicate(timeout=20)

@@ -34,7 +34,7 @@ from recorder.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 30.0
+REFRESH_S = 10.0
 RECORDING = Gauge("moydom_recorder_cameras", "Cameras being recorded")
 PAUSED = Gauge("moydom_recorder_paused_cameras", "Cameras paused: only held footage left")
 
