@@ -29,6 +29,8 @@ bench: system-deps venv
 	$(BIN)/python -m bench.provision
 	$(BIN)/python -m bench.ingest --messages 50000
 	$(BIN)/python -m bench.alarms
+	$(BIN)/python -m bench.recorder
+	$(BIN)/python -m bench.live
 
 lint: venv
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -144,6 +144,17 @@ class IndexWriter:
         if ref is None:
             return None  # a camera removed meanwhile
         if isinstance(item, MotionRange):
+            # A range may end after the segments it covers were closed (and
+            # indexed without the flag): mark them now, for retention.
+            session.execute(
+                update(Recording)
+                .where(
+                    Recording.device_id == ref.device_id,
+                    Recording.start < item.end,
+                    Recording.end > item.start,
+                )
+                .values(motion=True)
+            )
             session.add(
                 MotionSpan(
                     device_id=ref.device_id,
