@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway.db.media_models import Clip, Recording
 from gateway.db.models import Device, Event, utcnow
 from gateway.db.security_models import Case, CaseStatus
-from gateway.recording.role import RecorderRole
+from gateway.recording.role import RecorderRole, load_cameras
 from gateway.recording.sweep import Floor, sweep
 from gateway.runtime import start_recorder
 from recorder.retention import RetentionPolicy
@@ -147,3 +147,22 @@ def test_alarm_clip_is_held_until_its_case_closes(recorded: Any) -> None:
         session.get_one(Case, case_id).status = CaseStatus.CLOSED
     run_sweep()
     assert _rows(gw) == [] and not (archive / held.path).exists()
+
+
+def test_camera_settings_reach_the_recorder(recorded: Any) -> None:
+    gw, cam = recorded
+    url = f"/api/v1/admin/contracts/6101/devices/{cam['id']}/settings"
+    body = {
+        "retention": {"continuous_days": 3, "event_days": 30},
+        "motion": {"enabled": True, "threshold": 40, "mask": [[[0, 0], [1, 0], [1, 0.2]]]},
+        "priority": 5,
+    }
+    assert gw.http.put(url, json=body, headers=gw.admin).status_code == 200
+    assert gw.http.get(url, headers=gw.admin).json()["retention"]["continuous_days"] == 3
+    bad = {"motion": {"mask": [[[0, 0], [2, 0], [1, 1]]]}}
+    assert gw.http.put(url, json=bad, headers=gw.admin).status_code == 422
+    spec = load_cameras(gw.ctx.db)[cam["id"]]
+    assert spec.priority == 5
+    assert spec.retention(7.0) == RetentionPolicy(3, 7, 30)
+    motion = spec.motion(default_on=False)
+    assert motion is not None and motion.threshold == 40 and len(motion.mask) == 1

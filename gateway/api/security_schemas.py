@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from alarms import AlarmType, ArmMode, ModeTiming, ZoneType
-from gateway.api.schemas import Address, DeviceName, Password, Request
+from gateway.api.schemas import Address, DeviceName, Password, Request, RtspUrl
 
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
 Login = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{3,64}$")]
@@ -176,3 +176,30 @@ class NoteBody(Request):
 class CloseBody(Request):
     resolution: Resolution
     note: Address | None = None
+
+
+class RetentionSettings(Request):
+    continuous_days: Annotated[float, Field(gt=0, le=365)] | None = None
+    motion_days: Annotated[float, Field(gt=0, le=365)] | None = None
+    event_days: Annotated[float, Field(gt=0, le=365)] | None = None
+
+
+Point = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=2, max_length=2)]
+
+
+class MotionSettings(Request):
+    enabled: bool = True
+    threshold: Annotated[int, Field(ge=1, le=255)] | None = None
+    contour_area: Annotated[int, Field(ge=1, le=10000)] | None = None
+    mask: list[Annotated[list[Point], Field(min_length=3, max_length=64)]] | None = Field(
+        default=None, max_length=16, description="polygons to ignore, in 0–1 frame coordinates"
+    )
+
+
+class CameraSettings(Request):
+    """A camera's recording settings (docs/archive.md); unset: the defaults."""
+
+    retention: RetentionSettings | None = None
+    motion: MotionSettings | None = None
+    detect_url: RtspUrl | None = None
+    priority: Annotated[int, Field(ge=-100, le=100)] | None = None

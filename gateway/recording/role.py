@@ -144,6 +144,10 @@ class RecorderRole:
         for uid in set(self.recorders) - set(wanted):
             log.info("camera %s removed: recording stops", uid)
             self.recorders.pop(uid).stop()
+        for uid in set(self.recorders) & set(wanted):
+            if wanted[uid] != self.cameras.get(uid):
+                log.info("camera %s: settings or address changed; recording restarts", uid)
+                self.recorders.pop(uid).stop()
         self.cameras = wanted
         self.index.cameras.update({uid: spec.ref for uid, spec in wanted.items()})
         for uid, spec in wanted.items():

@@ -20,7 +20,9 @@ from gateway.api.schemas import (
     TopicsOut,
     errors,
 )
+from gateway.api.security_schemas import CameraSettings
 from gateway.db.models import Device, DeviceHealth
+from gateway.errors import Invalid
 
 router = APIRouter(
     prefix="/admin/contracts/{number}/devices", tags=["admin"], responses=errors(401, 404, 409, 503)
@@ -104,3 +106,27 @@ def delete_device(
     """Remove the device; its broker account goes first, dropping its connection."""
     ctx.provisioner.delete_device(number, device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{device_id}/settings", response_model=CameraSettings, responses=errors(422))
+def put_camera_settings(
+    number: NumberPath, device_id: DeviceIdPath, body: CameraSettings, ctx: CtxDep, _: AdminDep
+) -> CameraSettings:
+    """A camera's retention, motion detection, sub-stream and priority; the
+    recorder applies them when it next (re)starts the camera."""
+    with ctx.db.transaction() as session:
+        contract = ctx.provisioner.get_contract(number, session)
+        device = ctx.provisioner.get_device(session, contract.id, device_id)
+        if device.kind != DeviceKind.CAMERA.value:
+            raise Invalid("only cameras have recording settings")
+        device.settings = body.model_dump(mode="json", exclude_none=True)
+    return body
+
+
+@router.get("/{device_id}/settings", response_model=CameraSettings)
+def get_camera_settings(
+    number: NumberPath, device_id: DeviceIdPath, ctx: CtxDep, session: SessionDep, _: AdminDep
+) -> CameraSettings:
+    contract = ctx.provisioner.get_contract(number, session)
+    device = ctx.provisioner.get_device(session, contract.id, device_id)
+    return CameraSettings.model_validate(device.settings or {})
