@@ -25,6 +25,7 @@ or rejected.
         [--database postgresql|sqlite]
         [--ingest-env MOYDOM_INGEST_BATCH_MAX=2000 ...]  # worker settings to try
         [--py-spy FILE]  # profile the 1-worker run (py-spy installed by hand)
+        [--py-spy-samples wall|cpu|gil]  # all threads, threads on a CPU, the GIL holder
         [--keep]         # keep the temporary directory with the logs
 
 The package: ``__main__`` (the command line), ``rig`` (broker, template

@@ -40,6 +40,13 @@ def main() -> None:
         help="record the 1-worker ingest with py-spy (.json speedscope, .txt collapsed, else svg)",
     )
     parser.add_argument(
+        "--py-spy-samples",
+        choices=["wall", "cpu", "gil"],
+        default="wall",
+        help="what py-spy samples: every thread also while it waits (wall, the default), "
+        "only threads not idle in the kernel (cpu), or only the thread holding the GIL (gil)",
+    )
+    parser.add_argument(
         "--ingest-env",
         action="append",
         default=[],

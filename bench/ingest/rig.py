@@ -40,6 +40,7 @@ class Bench:
         self.n: int = args.messages
         self.m: int = args.publishers
         self.py_spy: str = args.py_spy
+        self.py_spy_samples: str = args.py_spy_samples
         self.keep: bool = args.keep
         self.publisher: str = args.publisher
         self.publisher_binary = compile_publisher(tmp) if args.publisher == "c" else None
@@ -120,8 +121,9 @@ class Bench:
         if not Path(binary).exists():
             raise RuntimeError("--py-spy needs py-spy (pip install py-spy, for your own use)")
         fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(self.py_spy).suffix, "flamegraph")
-        # Waiting (on the database, the queue, the socket) is sampled too.
-        spy = [binary, "record", "--pid", str(pid), "--threads", "--idle", "--nonblocking"]
+        # wall: waiting (on the database, the queue, the socket) is sampled too.
+        mode = {"wall": ["--idle"], "cpu": [], "gil": ["--gil"]}[self.py_spy_samples]
+        spy = [binary, "record", "--pid", str(pid), "--threads", *mode, "--nonblocking"]
         proc = subprocess.Popen(
             [*spy, "--rate", "250", "--format", fmt, "--output", self.py_spy],
             stdout=subprocess.DEVNULL,

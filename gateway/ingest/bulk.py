@@ -71,14 +71,18 @@ def _array(values: Any) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def insert_events(session: Session, rows: list[EventRow]) -> list[tuple[int, int]]:
-    """Insert events in order; return (event id, contract id) of each."""
-    if not rows:
-        return []
-    if _is_pg(session):
+def events_param(dialect: str, rows: list[EventRow]) -> tuple[str, Any]:
+    """What :func:`insert_events` sends for ``rows`` on ``dialect``, with the
+    dialect; pure, so it can be built before the transaction (on PostgreSQL,
+    the JSON document)."""
+    return dialect, _events_param(dialect, rows)
+
+
+def _events_param(dialect: str, rows: list[EventRow]) -> Any:
+    if dialect == "postgresql":
         # Rows of one network read share their received_at object.
         stamps: dict[int, str] = {}
-        doc = json.dumps(
+        return json.dumps(
             [
                 {
                     "c": c,
@@ -92,22 +96,27 @@ def insert_events(session: Session, rows: list[EventRow]) -> list[tuple[int, int
             ],
             separators=(",", ":"),
         )
-        result = session.execute(_PG_INSERT_EVENTS, {"rows": doc})
+    return [
+        {"contract_id": c, "home_id": h, "device_id": d, "event": e, "body": b, "received_at": t}
+        for c, h, d, e, b, t in rows
+    ]
+
+
+def insert_events(
+    session: Session, rows: list[EventRow], ahead: tuple[str, Any] | None = None
+) -> list[tuple[int, int]]:
+    """Insert events in order; return (event id, contract id) of each.
+    ``ahead``: :func:`events_param` of ``rows``, if built before."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    param = ahead[1] if ahead is not None and ahead[0] == dialect else None
+    if param is None:
+        param = _events_param(dialect, rows)
+    if dialect == "postgresql":
+        result = session.execute(_PG_INSERT_EVENTS, {"rows": param})
     else:
-        result = session.execute(
-            insert(Event).returning(Event.id, Event.contract_id),
-            [
-                {
-                    "contract_id": c,
-                    "home_id": h,
-                    "device_id": d,
-                    "event": e,
-                    "body": b,
-                    "received_at": t,
-                }
-                for c, h, d, e, b, t in rows
-            ],
-        )
+        result = session.execute(insert(Event).returning(Event.id, Event.contract_id), param)
     return [(row[0], row[1]) for row in result]
 
 

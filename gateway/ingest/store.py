@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -123,19 +124,29 @@ class Rejection:
 
 
 _TOPICS_MAX = 10_000
+PAUSE_EVERY = 32
 
 
 @dataclass
-class _Sorted:
-    """One batch, classified: what to write, and the tally."""
+class Prepared:
+    """One batch, classified: what to write, without the database.
 
-    result: BatchResult = field(default_factory=BatchResult)
+    Built by :meth:`BatchStore.prepare` while the previous batch is being
+    committed; :meth:`BatchStore.write` uses it unless a redelivery in the
+    batch turns out to be a duplicate, which only the database can tell.
+    """
+
     events: list[bulk.EventRow] = field(default_factory=list)
+    events_param: tuple[str, Any] | None = None
+    """The events as :func:`bulk.insert_events` sends them, built ahead."""
     markers: dict[int, str] = field(default_factory=dict)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
     health: dict[int, HealthRow] = field(default_factory=dict)
     zone_candidates: list[tuple[DeviceRef, DeviceMessage, datetime]] = field(default_factory=list)
     calls: list[tuple[int, datetime]] = field(default_factory=list)
+    duplicates: int = 0
+    ignored: int = 0
 
 
 class BatchStore:
@@ -147,8 +158,11 @@ class BatchStore:
         directory: DeviceDirectory,
         root: str,
         security: SecurityService | None = None,
+        dialect: str = "postgresql",
     ) -> None:
         self.session_name = session_name
+        self.dialect = dialect
+        """The database's dialect name, for building statement parameters ahead."""
         self.directory = directory
         self.root = root
         self.security = security
@@ -206,19 +220,29 @@ class BatchStore:
         )
         return {packet_id: digest for packet_id, digest in rows}
 
-    def _sort(self, items: list[Received], known: dict[int, str], out: _Sorted) -> None:
-        """Classify each message into ``out``: event, rejection, duplicate or ignored."""
-        for item in items:
-            if item.dup and known.get(item.packet_id) == item.digest:
-                out.result.duplicates += 1
+    def prepare(
+        self,
+        items: list[Received],
+        known: dict[int, str] | None = None,
+        pause: Callable[[], None] | None = None,
+    ) -> Prepared:
+        """Classify each message: event, rejection, ignored, or (``known``: the
+        session's markers for the batch's DUP packet ids) duplicate.
+        ``pause`` is called every :data:`PAUSE_EVERY` messages."""
+        out = Prepared()
+        for n, item in enumerate(items, 1):
+            if pause is not None and n % PAUSE_EVERY == 0:
+                pause()
+            if known and item.dup and known.get(item.packet_id) == item.digest:
+                out.duplicates += 1
                 continue
             outcome = self._classify(item)
             if outcome is None:
-                out.result.ignored += 1
+                out.ignored += 1
                 continue
             if isinstance(outcome, Rejection):
                 out.rejected.append(outcome.row(item))
-                REJECTED.labels(outcome.reason).inc()
+                out.reasons.append(outcome.reason)
             else:
                 device, msg = outcome
                 at = item.received_at
@@ -233,6 +257,9 @@ class BatchStore:
                     out.calls.append((device.home_id, at))
             if item.packet_id:  # QoS 0 is never redelivered
                 out.markers[item.packet_id] = item.digest
+        if out.events:
+            out.events_param = bulk.events_param(self.dialect, out.events)
+        return out
 
     def write(
         self,
@@ -241,12 +268,19 @@ class BatchStore:
         confirmed: list[tuple[int, str]],
         stale_before: datetime | None,
         now: datetime,
+        *,
+        prepared: Prepared | None = None,
     ) -> BatchResult:
         """Write a batch; ``confirmed`` markers (acks the broker has processed)
-        and markers older than ``stale_before`` are deleted in the same commit."""
-        batch = _Sorted()
-        self._sort(items, self._known_markers(session, items), batch)
-        result = batch.result
+        and markers older than ``stale_before`` are deleted in the same commit.
+        ``prepared``: :meth:`prepare`'s work for these items, if done ahead."""
+        known = self._known_markers(session, items)
+        if prepared is None or any(
+            i.dup and known.get(i.packet_id) == i.digest for i in items if i.dup
+        ):
+            prepared = self.prepare(items, known)
+        batch = prepared
+        result = BatchResult(duplicates=batch.duplicates, ignored=batch.ignored)
         bulk.delete_markers(session, self.session_name, confirmed)
         if stale_before is not None:
             session.execute(
@@ -255,11 +289,15 @@ class BatchStore:
                     IngestMarker.written_at < stale_before,
                 )
             )
-        result.new_events = bulk.insert_events(session, batch.events)
+        result.new_events = bulk.insert_events(session, batch.events, batch.events_param)
         if batch.rejected:
             session.execute(insert(RejectedMessage), batch.rejected)
         bulk.upsert_health(session, list(batch.health.values()))
-        bulk.upsert_markers(session, self.session_name, batch.markers, now)
+        # A marker is dated by when its message was received, not committed:
+        # the stale-marker rule deletes the markers of messages received on
+        # earlier connections, also those committed after this one began.
+        marked_at = max((i.received_at for i in items), default=now)
+        bulk.upsert_markers(session, self.session_name, batch.markers, marked_at)
         if self.security is not None:
             before, after = self.security.clip_window
             for home_id, at in batch.calls:
@@ -267,6 +305,8 @@ class BatchStore:
             if batch.zone_candidates:
                 result.security = self._alarm_panels(session, batch.zone_candidates, now)
         result.stored, result.rejected = len(batch.events), len(batch.rejected)
+        for reason in batch.reasons:
+            REJECTED.labels(reason).inc()
         MESSAGES.labels("stored").inc(result.stored)
         MESSAGES.labels("rejected").inc(result.rejected)
         MESSAGES.labels("duplicate").inc(result.duplicates)
