@@ -14,6 +14,13 @@ from sqlalchemy import func, select
 from gateway.db.models import Contract, Device
 from tests.conftest import Gateway
 
+
+@schemathesis.serializer("application/sdp")
+def _sdp(_ctx: Any, value: Any) -> bytes:
+    """WHEP offers are SDP text; hostile ones are whatever the strategy made."""
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else str(value).encode()
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()

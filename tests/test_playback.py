@@ -32,6 +32,13 @@ __all__ = ["camera_server"]  # fixture
 
 
 @pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only here: the index is tested on both backends in
+    tests/test_recording.py; this module is about the media and the browser."""
+    return f"sqlite:///{tmp_path / 'moydom.db'}"
+
+
+@pytest.fixture
 def archive(gateway_factory: Any, camera_server: RtspServer, tmp_path: Path) -> Iterator[Any]:
     """Two contracts; the first's camera recorded for ~9 s in 2 s segments."""
     gw: Gateway = gateway_factory(
