@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +178,19 @@ class RecorderRole:
         spec = self.cameras[uid]
         return spec.priority, -spec.ref.device_id
 
+    def _prune_media_cache(self) -> None:
+        """Playback files are a cache (an hour); exports are kept a day."""
+        var = self.settings.var_dir.resolve()
+        for folder, keep_s in ((var / "playback", 3600.0), (var / "exports", 86400.0)):
+            if not folder.is_dir():
+                continue
+            cutoff = time.time() - keep_s
+            for path in folder.iterdir():
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+
     def _sweep(self) -> None:
+        self._prune_media_cache()
         days = self.settings.retention_days
         policies = {uid: spec.retention(days) for uid, spec in self.cameras.items()}
         default = RetentionPolicy(days, days, days)
