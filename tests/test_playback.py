@@ -9,57 +9,62 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select
 
 from gateway.api.app import create_app
 from gateway.db.media_models import Recording
-from gateway.runtime import start_recorder
-from tests.conftest import Gateway
-from tests.rtsp import RtspServer
+from gateway.runtime import start_context, start_recorder
+from tests.conftest import Gateway, make_settings
+from tests.rtsp import RtspServer, scene
 from tests.support import free_port
 from tests.test_ingest import wait_until
-from tests.test_recording import camera_server
-
-__all__ = ["camera_server"]  # fixture
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """SQLite only here: the index is tested on both backends in
-    tests/test_recording.py; this module is about the media and the browser."""
-    return f"sqlite:///{tmp_path / 'moydom.db'}"
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One recording for the module (the tests only read it): a gateway on
+    SQLite — the index is tested on both backends in tests/test_recording.py,
+    this module is about the media and the browser — with two contracts, the
+    first's camera recorded for ~9 s in 2 s segments."""
+    tmp = tmp_path_factory.mktemp("playback")
+    with ExitStack() as stack:
+        camera = RtspServer(free_port(), {"/cam": scene(320, 180, 10, ball=True)})
+        camera.start()
+        stack.callback(camera.stop)
+        settings = make_settings(
+            tmp,
+            f"sqlite:///{tmp / 'moydom.db'}",
+            archive_dir=tmp / "archive",
+            recorder_segment_s=2.0,
+            retention_sweep_s=3600,
+        )
+        ctx = start_context(settings, stack)
+        gw = Gateway(ctx, stack.enter_context(TestClient(create_app(ctx))), stack)
+        gw.create_contract("6301")
+        gw.create_contract("6302")
+        cam = gw.create_device("6301", "camera", "porch", rtsp_url=camera.url("/cam"))
+        role = start_recorder(gw.settings, gw.ctx.secrets, gw.ctx.db, gw.stack)
 
+        def recorded() -> int:
+            with gw.ctx.db.session() as session:
+                return int(session.scalar(select(func.count(Recording.id))) or 0)
 
-@pytest.fixture
-def archive(gateway_factory: Any, camera_server: RtspServer, tmp_path: Path) -> Iterator[Any]:
-    """Two contracts; the first's camera recorded for ~9 s in 2 s segments."""
-    gw: Gateway = gateway_factory(
-        archive_dir=tmp_path / "archive", recorder_segment_s=2.0, retention_sweep_s=3600
-    )
-    gw.create_contract("6301")
-    gw.create_contract("6302")
-    cam = gw.create_device("6301", "camera", "porch", rtsp_url=camera_server.url("/cam"))
-    role = start_recorder(gw.settings, gw.ctx.secrets, gw.ctx.db, gw.stack)
-
-    def recorded() -> int:
+        wait_until(lambda: recorded() >= 4, 40)
+        role.stop()
         with gw.ctx.db.session() as session:
-            return int(session.scalar(select(func.count(Recording.id))) or 0)
-
-    wait_until(lambda: recorded() >= 4, 40)
-    role.stop()
-    with gw.ctx.db.session() as session:
-        first = session.scalar(select(func.min(Recording.start)))
-        last = session.scalar(select(func.max(Recording.end)))
-    assert first is not None and last is not None
-    yield gw, cam, first, last
+            first = session.scalar(select(func.min(Recording.start)))
+            last = session.scalar(select(func.max(Recording.end)))
+        assert first is not None and last is not None
+        yield gw, cam, first, last
 
 
 def _q(start: datetime, end: datetime) -> dict[str, str]:
