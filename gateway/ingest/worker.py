@@ -98,7 +98,6 @@ class _ProbeAnswered:
     epoch: int
     acked: list[tuple[int, str]] = field(default_factory=list)
     connect_probe: bool = False
-    connected_at: datetime | None = None
 
 
 _frozen = threading.Lock()
@@ -218,7 +217,10 @@ class IngestWorker:
         self._inbox = Inbox(cfg.receive_maximum)
         self._stop = threading.Event()
         self._epoch = 0
-        self._connected_at: datetime | None = None
+        self._connected: tuple[int, datetime] = (0, utcnow())
+        """(epoch, when that connection began), replaced as one."""
+        self._fresh_epoch = 0
+        """The last connection on which a first delivery (QoS 1, not DUP) was seen."""
         self._probes: dict[int, _ProbeAnswered] = {}
         self._probe_lock = threading.Lock()
         self.ready = threading.Event()
@@ -259,13 +261,13 @@ class IngestWorker:
         self._link.start()
 
     def _on_connect(self, epoch: int, session_present: bool) -> None:
+        self._connected = (epoch, utcnow())
         self._epoch = epoch
-        self._connected_at = utcnow()
         with self._probe_lock:
             self._probes.clear()  # an older connection's probes are never answered
         self._link.unsubscribe(epoch, self.cfg.other_subscription)
         self._link.subscribe(epoch, self.cfg.subscription, qos=1)
-        self._probe(_ProbeAnswered(epoch, connect_probe=True, connected_at=self._connected_at))
+        self._probe(_ProbeAnswered(epoch, connect_probe=True))
         log.info(
             "ingest %s connected (session present: %s)", self.cfg.session_name, session_present
         )
@@ -328,8 +330,18 @@ class IngestWorker:
             for answer in (b for b in batch if isinstance(b, _ProbeAnswered)):
                 confirmed.extend(answer.acked)
                 if answer.connect_probe and answer.epoch == epoch:
-                    stale_before = answer.connected_at
                     self.ready.set()
+            if self._fresh_epoch != epoch and any(i.packet_id and not i.dup for i in items):
+                # The broker sends what an earlier connection left unacknowledged
+                # (DUP) ahead of any first delivery at QoS 1, also those it
+                # holds back for our Receive Maximum: from here on no
+                # redelivery can come that a marker of an earlier connection
+                # would still have to catch. This batch checks its DUPs
+                # first, then deletes those markers in the same commit.
+                self._fresh_epoch = epoch
+                connected_epoch, connected_at = self._connected
+                if connected_epoch == epoch:
+                    stale_before = connected_at
             try:
                 prepared = self.store.prepare(items, pause=_let_others_run)
             except Exception:
