@@ -1,7 +1,7 @@
 """The ingest worker: a persistent MQTT v5 session whose messages are
 acknowledged only after they are committed.
 
-Exactly once, in short (docs/operators.md has the full argument):
+Exactly once, in short (docs/ingest.md has the full argument):
 
 - The session is persistent (clean start off, session expiry set), so a dead
   worker's messages wait for it in the broker. Several workers split the load
@@ -20,9 +20,17 @@ Exactly once, in short (docs/operators.md has the full argument):
   acknowledging a batch the worker sends an UNSUBSCRIBE "probe"; the broker
   handles a connection's packets in order, so its UNSUBACK proves the PUBACKs
   before it were processed and those markers are deleted in the next commit.
-  At connect, the broker resends in-flight messages before it reads our first
-  packet, so once the connect-time probe is answered every marker from before
-  this connection is stale and is deleted too.
+  The broker sends what earlier connections left unacknowledged (DUP) ahead of
+  any first delivery at QoS 1, so the batch holding a connection's first
+  fresh QoS 1 delivery also deletes every marker from before the connection.
+  (Not the connect-time probe's answer: after a broker restart Mosquitto holds
+  restored in-flight messages back to our Receive Maximum and sends the rest
+  after it.)
+
+Threads: the network thread (``IngestLink``) reads and queues messages; the
+writer thread forms batches and classifies them; the committer thread writes
+each batch in one transaction and then acknowledges it, while the writer
+classifies the next.
 """
 
 from __future__ import annotations
