@@ -17,11 +17,15 @@ NumberPath = Annotated[str, Path(pattern=CONTRACT_NUMBER)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 HomeIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+_WS = r" \t\n\r\f\v\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+"""Whitespace spelled out: ``\\s`` means different things to Python, pydantic's
+Rust regex and JSON Schema (U+0085, U+FEFF), and the OpenAPI must say
+exactly what the server accepts."""
 # Something printable, and no control characters (PostgreSQL refuses NUL).
 Address = Annotated[
     str,
     StringConstraints(
-        pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", max_length=500
+        pattern=rf"^[^\x00-\x1f\x7f]*[^{_WS}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", max_length=500
     ),
 ]
 # Not empty, not all blanks, and nothing that would break an MQTT topic or a
@@ -29,10 +33,13 @@ Address = Annotated[
 DeviceName = Annotated[
     str,
     StringConstraints(
-        pattern=r"^[^/#+\x00-\x1f\x7f]*[^/#+\s\x00-\x1f\x7f][^/#+\x00-\x1f\x7f]*$", max_length=64
+        pattern=rf"^[^/#+\x00-\x1f\x7f]*[^/#+{_WS}\x00-\x1f\x7f][^/#+\x00-\x1f\x7f]*$",
+        max_length=64,
     ),
 ]
-RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[^\s]+$", max_length=2000)]
+RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[!-~]+$", max_length=2000)]
+"""Printable ASCII only (a URL percent-encodes the rest): unambiguous in every
+regex dialect, where ``\\s`` is not (U+0085 is whitespace to Python, not to JSON Schema)."""
 
 
 class ErrorOut(BaseModel):
