@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,7 +90,17 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
                 if proc.poll() is not None:
                     raise RuntimeError(f"ingest exited: {log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
-                raise RuntimeError("ingest workers did not all store a warm-up message")
+                tails = "; ".join(
+                    f"{log.name}: {' | '.join(log.read_text(errors='replace').splitlines()[-5:])}"
+                    for log in logs
+                )
+                raise RuntimeError(
+                    "ingest workers did not all store a warm-up message in 60 s "
+                    f"(seen: {sorted(seen) or 'none'}); {tails}"
+                    + "".join(_stacks(proc.pid) for proc in procs)
+                    + _broker_log(bench, sessions)
+                    + f"\n--- warm-up publisher: {bench.warm_state()}"
+                )
             bench.warm_up()
             time.sleep(0.05)
             seen |= {
@@ -176,6 +187,30 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
         failure or f"stored {final - warm} (+{warm} warm-up), none doubled or rejected",
         failed=bool(failure),
     )
+
+
+def _broker_log(bench: Bench, sessions: set[str]) -> str:
+    """What the broker logged about the workers (for a stuck run)."""
+    path = bench.broker.cfg.log_path
+    if not path.exists():
+        return ""
+    lines = [
+        line
+        for line in path.read_text(errors="replace").splitlines()
+        if any(s in line for s in sessions)
+    ]
+    return "\n--- broker log:\n" + "\n".join(lines[-20:])
+
+
+def _stacks(pid: int) -> str:
+    """The threads' stacks of a worker, if py-spy is at hand (for a stuck run)."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(binary).exists():
+        return ""
+    dump = subprocess.run(
+        [binary, "dump", "--pid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return f"\n--- py-spy dump of {pid}:\n{dump.stdout}{dump.stderr}"
 
 
 def _duplicates(db: Database) -> str:

@@ -102,6 +102,15 @@ class Bench:
         self.stack.callback(fleet.close)
         return fleet
 
+    def warm_state(self) -> str:
+        """The warm-up publisher's state, for a run that stored no warm-up."""
+        client = self.warm.client
+        pending = len(getattr(client, "_out_messages", {}))
+        return (
+            f"connected {client.is_connected()}, {self.warm_sent} published, "
+            f"{pending} not acknowledged by the broker"
+        )
+
     def broker_cpu(self) -> float:
         pid = self.broker.pid
         assert pid is not None

@@ -479,9 +479,12 @@ class IngestLink:
             self.on_unsuback(int.from_bytes(body[0:2], "big"))
         elif kind == SUBACK:
             _, pos = properties(body, 2)
-            refused = [c for c in body[pos:] if c >= 0x80]
+            codes = list(body[pos:])
+            refused = [c for c in codes if c >= 0x80]
             if refused:
                 log.error("ingest: the broker refused a subscription: %s", reason_text(refused[0]))
+            else:
+                log.info("ingest: subscribed (granted QoS %s)", ", ".join(map(str, codes)))
         elif kind == PINGRESP:
             self._ping_sent = None
         elif kind == DISCONNECT:

@@ -205,7 +205,8 @@ class Inbox:
 
 
 class IngestWorker:
-    """Receive on the network thread, store and acknowledge on the writer thread."""
+    """Receive on the network thread, classify on the writer thread, store and
+    acknowledge on the committer thread."""
 
     def __init__(
         self, cfg: IngestConfig, db: Database, security: SecurityService | None = None
