@@ -80,8 +80,11 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
     with db.engine.connect() as conn:
         # Warm up until every worker has committed (its markers are in the
         # table), so all of them are connected and subscribed. A marker
-        # lives only until the next commit deletes it, so what each poll
-        # sees is collected: two workers need not be caught at once.
+        # lives only until the commit after the broker confirmed its
+        # acknowledgement, some 20 ms (the linger) later, so the table is
+        # polled every few ms, and what each poll sees is collected: two
+        # workers need not be caught at once. (Polling once 50 ms after each
+        # warm-up could miss every marker, by the same timing each time.)
         sessions = {f"moydom-ingest-{name}" for name in workers}
         seen: set[str] = set()
         deadline = time.monotonic() + 60
@@ -102,11 +105,14 @@ def run_moydom(bench: Bench, workers: list[str], db_url: str) -> Phase:
                     + f"\n--- warm-up publisher: {bench.warm_state()}"
                 )
             bench.warm_up()
-            time.sleep(0.05)
-            seen |= {
-                row[0] for row in conn.execute(text("SELECT DISTINCT session FROM ingest_markers"))
-            }
-            conn.rollback()
+            until = time.monotonic() + 0.05
+            while time.monotonic() < until and not sessions <= seen:
+                seen |= {
+                    row[0]
+                    for row in conn.execute(text("SELECT DISTINCT session FROM ingest_markers"))
+                }
+                conn.rollback()
+                time.sleep(0.003)
             if sessions <= seen:
                 break
         fleet.start()  # takes over a second: in-flight warm-ups settle meanwhile
