@@ -11,9 +11,14 @@ database (PostgreSQL with fsync on, or a SQLite file):
   subscription (``MOYDOM_INGEST_SHARED_SUBSCRIPTION=true``; one worker runs
   with moydom's defaults).
 
-Publishers are M provisioned devices (paho, MQTT v5, each in its own process)
-publishing Zigbee2MQTT motion reports with a sequence number at QoS 1, with at
-most 1,000 unacknowledged each; a message counts when its PUBACK arrives. Each
+Publishers are M provisioned devices, each in its own process, publishing
+Zigbee2MQTT motion reports with a sequence number at QoS 1 (MQTT v5), with at
+most 1,000 unacknowledged each; a message counts when its PUBACK arrives. By
+default each is ``publisher.c`` on libmosquitto, compiled into the temporary
+directory at the start (gcc and Debian's libmosquitto-dev): the load
+generator should not eat the two cores under test, and paho publishers used
+about 1.1 of them at 10,000 messages/s. ``--publisher python`` runs paho
+instead. Raw and moydom runs always use the same kind. Each
 timing runs from the first publish to the last message received (raw) or
 stored (moydom). Prints the rates, the ratios moydom/raw, and the CPU seconds
 each process used during the timed window. A moydom run that stores nothing
@@ -22,7 +27,7 @@ in the worker's log. Every stored count is checked: no message lost, doubled
 or rejected.
 
     .venv/bin/python -m bench.ingest [--messages 100000] [--publishers 4]
-        [--database postgresql|sqlite]
+        [--database postgresql|sqlite] [--publisher c|python]
         [--ingest-env MOYDOM_INGEST_BATCH_MAX=2000 ...]  # worker settings to try
         [--py-spy FILE]  # profile the 1-worker run (py-spy installed by hand)
         [--py-spy-samples wall|cpu|gil]  # all threads, threads on a CPU, the GIL holder
@@ -30,6 +35,7 @@ or rejected.
 
 The package: ``__main__`` (the command line), ``rig`` (broker, template
 database, devices), ``databases`` and ``cluster`` (SQLite or PostgreSQL with
-fsync on), ``publishers``, ``raw`` and ``moydom`` (the timed runs), ``phase``
+fsync on), ``publishers`` (and ``publisher.c``), ``raw`` and ``moydom`` (the timed
+runs), ``phase``
 (one run's outcome), ``cpu`` (CPU seconds from /proc) and ``report``.
 """
