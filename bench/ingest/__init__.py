@@ -35,7 +35,7 @@ or rejected.
 
 The package: ``__main__`` (the command line), ``rig`` (broker, template
 database, devices), ``databases`` and ``cluster`` (SQLite or PostgreSQL with
-fsync on), ``publishers`` (and ``publisher.c``), ``raw`` and ``moydom`` (the timed
-runs), ``phase``
-(one run's outcome), ``cpu`` (CPU seconds from /proc) and ``report``.
+fsync on), ``publishers`` (and ``publisher.c``), ``raw`` and ``moydom`` (the
+timed runs), ``phase`` (one run's outcome), ``cpu`` (CPU seconds from /proc)
+and ``report``.
 """
