@@ -39,6 +39,31 @@ def enqueue(
     session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
 
 
+def contact_id(
+    session: Session,
+    key: str,
+    *,
+    account: str,
+    code: int,
+    qualifier: int,
+    zone: int,
+    home: str,
+    at: datetime,
+) -> None:
+    """A Contact ID event for the central station (partition 1); ``home`` and
+    ``at`` are for whoever reads the outbox, the link stamps its own time."""
+    payload = {
+        "account": account,
+        "code": code,
+        "qualifier": qualifier,
+        "partition": 1,
+        "zone": zone,
+        "at": at.isoformat(),
+        "home": home,
+    }
+    enqueue(session, key, Channel.CENTRAL_STATION, payload, at)
+
+
 def command(session: Session, key: str, topic: str, payload: dict[str, Any], now: datetime) -> None:
     """A command to a device on its ``/set`` topic, worthless after ``COMMAND_TTL``."""
     deadline = now + COMMAND_TTL

@@ -35,7 +35,7 @@ from alarms import (
 from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
 from devices.topics import DeviceTopics
 from gateway.db.security_models import AlarmUser, Case, CaseEntry, CaseStatus
-from gateway.outbox.enqueue import Channel, command, enqueue
+from gateway.outbox.enqueue import command, contact_id
 from gateway.recording.clips import mark_clips
 from gateway.security.alerts import AlertWriter
 from gateway.security.home import HomeView
@@ -261,16 +261,16 @@ class EffectWriter:
     ) -> None:
         if not (self.home.monitored and self.central_station):
             return
-        payload = {
-            "account": self.home.account,
-            "code": code,
-            "qualifier": qualifier,
-            "partition": 1,
-            "zone": zone,
-            "at": at.isoformat(),
-            "home": self.home.uid,
-        }
-        enqueue(self.session, key or f"cs-{uuid.uuid4().hex}", Channel.CENTRAL_STATION, payload, at)
+        contact_id(
+            self.session,
+            key or f"cs-{uuid.uuid4().hex}",
+            account=self.home.account,
+            code=code,
+            qualifier=qualifier,
+            zone=zone,
+            home=self.home.uid,
+            at=at,
+        )
         self.changes.outbox = True
 
     # -- commands to devices ---------------------------------------------

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.db.models import Device
+from gateway.db.models import Device, Home
 from gateway.db.security_models import AlarmPanel, Case, CaseEntry, CaseStatus
-from gateway.outbox.enqueue import Channel, enqueue
+from gateway.outbox.enqueue import contact_id
 from gateway.security.effects import Changes
+from gateway.security.zones import zone_number
 
 
 def resend_due(
@@ -43,17 +44,15 @@ def resend_due(
         panel = session.get(AlarmPanel, case.home_id)
         if central_station and panel is not None and panel.monitored:
             device_id = session.scalar(select(Device.id).where(Device.uid == case.zone))
-            payload = {
-                "account": panel.account,
-                "code": case.contact_id,
-                "qualifier": 1,
-                "partition": 1,
-                "zone": (device_id or 0) % 1000,
-                "at": case.opened_at.isoformat(),
-                "home": str(case.home_id),
-            }
-            enqueue(
-                session, f"case-{case.id}-{case.resends}", Channel.CENTRAL_STATION, payload, now
+            contact_id(
+                session,
+                f"case-{case.id}-{case.resends}",
+                account=panel.account,
+                code=case.contact_id,
+                qualifier=1,
+                zone=zone_number(device_id or 0),
+                home=session.get_one(Home, case.home_id).uid,
+                at=now,
             )
             changes.outbox = True
     return changes

@@ -41,8 +41,12 @@ class ZoneDevice:
 
     @property
     def number(self) -> int:
-        """The zone number a central station sees (Contact ID has three digits)."""
-        return self.id % 1000
+        return zone_number(self.id)
+
+
+def zone_number(device_id: int) -> int:
+    """The zone number a central station sees for a device (Contact ID has three digits)."""
+    return device_id % 1000
 
 
 def build_config(settings: dict[str, Any], devices: Iterable[ZoneDevice]) -> PanelConfig:
