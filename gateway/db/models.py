@@ -157,6 +157,20 @@ class DeviceHealth(Base):
     linkquality: Mapped[int | None] = mapped_column(nullable=True)
 
 
+class DeviceState(Base):
+    """What a Zigbee2MQTT device last reported of its state fields
+    (``devices.edges``), so a repeated report is told from a change across
+    restarts of the gateway."""
+
+    __tablename__ = "device_state"
+
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Event(Base):
     """One accepted device message. Ids grow with arrival: the keyset cursor."""
 
