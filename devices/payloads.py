@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -124,6 +124,9 @@ class DeviceMessage(BaseModel):
     health: Health
     online: bool | None = None
     code: str | None = Field(default=None, repr=False)
+    repeats: frozenset[str] = frozenset()
+    """State fields whose value the device already reported (``devices.edges``):
+    kept in ``body``, but not news to the alarm engine."""
 
 
 class SirenWarning(BaseModel):
@@ -172,14 +175,16 @@ class Availability(BaseModel):
     state: Literal["online", "offline"]
 
 
-_MAIN_FIELD: dict[DeviceKind, tuple[str, str]] = {
-    DeviceKind.MOTION: ("occupancy", "motion"),
-    DeviceKind.LEAK: ("water_leak", "leak"),
-    DeviceKind.CONTACT: ("contact", "contact"),
-    DeviceKind.KEYPAD: ("action", "keypad_action"),
-    DeviceKind.SIREN: ("warning", "siren"),
+_MAIN_FIELDS: dict[DeviceKind, tuple[tuple[str, ...], str]] = {
+    DeviceKind.MOTION: (("occupancy",), "motion"),
+    DeviceKind.LEAK: (("water_leak",), "leak"),
+    DeviceKind.CONTACT: (("contact",), "contact"),
+    DeviceKind.KEYPAD: (("action",), "keypad_action"),
+    DeviceKind.SIREN: (("alarm", "warning"), "siren"),
 }
-"""Per Zigbee2MQTT kind: the field whose presence makes a report an event, and its class."""
+"""Per Zigbee2MQTT kind: the fields whose presence makes a report an event, and
+its class. A siren reports ``alarm`` (a boolean) while it sounds; ``warning``
+is what it is told on ``/set``, which some echo."""
 
 EVENTS = ZIGBEE2MQTT_EVENTS | NATIVE_EVENTS
 """Every value of :attr:`DeviceMessage.event`: a class for filtering the history,
@@ -195,7 +200,10 @@ consumers read ``body``).
 - ``contact``: ``contact`` reported (true = closed).
 - ``tamper``: ``tamper: true`` in a report without its kind's main field.
 - ``keypad_action``: a non-empty keypad ``action``.
-- ``siren``: a siren reported its ``warning`` state.
+- ``siren``: a siren reported its ``alarm`` (sounding or not) or ``warning``.
+
+For Zigbee2MQTT kinds ingest then keeps only what changed (``devices.edges``):
+a report that repeats the values the device already reported is ``telemetry``.
 - ``heartbeat``: a native device is alive.
 - ``command_result``: a gate, intercom or panel answered a command.
 - ``gate_state``: a gate or barrier moved or faulted.
@@ -238,7 +246,7 @@ def parse(kind: DeviceKind, channel: Channel, payload: bytes) -> DeviceMessage:
             body={"event": body.pop("event"), **body},
             health=_health(native),
         )
-    if kind not in _MAIN_FIELD:
+    if kind not in _MAIN_FIELDS:
         raise PayloadError("invalid", f"a {kind.value} reports on its bridge topics, not here")
     state = _validate(Zigbee2MqttState.model_validate, data)
     # The body is the object as published, without the PIN, and with the
@@ -252,17 +260,29 @@ def parse(kind: DeviceKind, channel: Channel, payload: bytes) -> DeviceMessage:
         if name in data:
             data[name] = getattr(state, name)
     return DeviceMessage(
-        event=_classify(kind, state), body=data, health=_health(state), code=state.action_code
+        event=event_class(kind, data), body=data, health=_health(state), code=state.action_code
     )
 
 
-def _classify(kind: DeviceKind, state: Zigbee2MqttState) -> str:
-    field, event = _MAIN_FIELD[kind]
-    if getattr(state, field) not in (None, ""):
+def event_class(
+    kind: DeviceKind, body: Mapping[str, Any], ignore: frozenset[str] = frozenset()
+) -> str:
+    """The class of a Zigbee2MQTT report of ``kind``, not counting the fields in
+    ``ignore`` (the ones that only repeat what the device reported before)."""
+    fields, event = _MAIN_FIELDS[kind]
+    if any(_reported(name, body.get(name)) for name in fields if name not in ignore):
         return event
-    if state.tamper:
+    if "tamper" not in ignore and body.get("tamper") is True:
         return "tamper"
     return "telemetry"
+
+
+def _reported(name: str, value: Any) -> bool:
+    """A siren's ``alarm`` counts only as a boolean: it is not in the strict
+    schema, because other devices use the name for other things."""
+    if name == "alarm":
+        return isinstance(value, bool)
+    return value not in (None, "")
 
 
 _ROUNDED = ("battery", "voltage")

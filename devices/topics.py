@@ -8,10 +8,18 @@
 id as its friendly name, a stock Zigbee2MQTT bridge publishes where we listen.
 Home and device ids are opaque random strings, so topics leak nothing about
 contracts or addresses.
+
+``<device>`` may span several levels: a home's bridge publishes under the
+friendly name, and Zigbee2MQTT allows ``/`` in one (``kitchen/leak``,
+``AV2010/29A``) and publishes on the nested topic. :func:`name_problem` keeps
+names unambiguous: no empty level, no last level ``availability`` or ``set``,
+nothing under ``bridge``, no ``/<digits>`` ending (Zigbee2MQTT reads that as
+an endpoint).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -79,12 +87,32 @@ def parse(root: str, topic: str) -> ParsedTopic | None:
     parts = topic.split("/")
     if len(parts) < 3 or parts[0] != root or not parts[1] or not parts[2]:
         return None
-    if parts[2] == BRIDGE:
-        return ParsedTopic(parts[1], "/".join(parts[3:]), Channel.BRIDGE)
-    if len(parts) == 3:
-        return ParsedTopic(parts[1], parts[2], Channel.STATE)
-    if len(parts) == 4 and parts[3] in (AVAILABILITY, SET):
-        return ParsedTopic(parts[1], parts[2], Channel(parts[3]))
+    home, device = parts[1], parts[2:]
+    if device[0] == BRIDGE:
+        return ParsedTopic(home, "/".join(device[1:]), Channel.BRIDGE)
+    channel = Channel.STATE
+    if len(device) > 1 and device[-1] in (AVAILABILITY, SET):
+        channel = Channel(device.pop())
+    if not all(device):
+        return None
+    return ParsedTopic(home, "/".join(device), channel)
+
+
+_ENDPOINT = re.compile(r".*/[0-9]+")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a device's name (its friendly name in a
+    Zigbee2MQTT bridge, and so a topic's device levels), or ``None``."""
+    levels = name.split("/")
+    if not all(levels):
+        return "a name must not start or end with '/' or hold '//'"
+    if levels[0] == BRIDGE:
+        return f"{BRIDGE!r} is reserved for Zigbee2MQTT's own topics"
+    if len(levels) > 1 and levels[-1] in (AVAILABILITY, SET):
+        return f"a name must not end with '/{levels[-1]}': that level is a channel"
+    if _ENDPOINT.fullmatch(name):
+        return "a name must not end with '/' and digits: Zigbee2MQTT reads that as an endpoint"
     return None
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
-from devices.topics import BRIDGE, DeviceTopics
+from devices.topics import DeviceTopics, name_problem
 from gateway.broker.acls import (
     SERVICE_ROLE,
     bridge_acls,
@@ -50,7 +50,7 @@ from gateway.broker.dynsec import (
 )
 from gateway.db.engine import Database
 from gateway.db.models import Contract, ContractStatus, Device, Home, utcnow
-from gateway.errors import BrokerUnavailable, Conflict, NotFound
+from gateway.errors import BrokerUnavailable, Conflict, Invalid, NotFound
 from gateway.passwords import hash_password
 
 log = logging.getLogger(__name__)
@@ -195,8 +195,8 @@ class Provisioner:
             ).first()
             if clash is not None:
                 raise Conflict(f"home {home.uid} already has a device named {name!r}")
-            if name == BRIDGE:
-                raise Conflict(f"{BRIDGE!r} is reserved for Zigbee2MQTT's own topics")
+            if (problem := name_problem(name)) is not None:
+                raise Invalid(problem)
             if DEVICE_UID_RE.fullmatch(name):
                 # A name is also a topic level (the Zigbee2MQTT friendly name);
                 # one shaped like an id could stand for another device's topics.

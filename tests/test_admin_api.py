@@ -119,7 +119,7 @@ BAD_DEVICES: list[Any] = [
     {"kind": "camera", "name": "cam"},  # no rtsp_url
     {"kind": "motion", "name": "m", "rtsp_url": "rtsp://h/s"},
     {"kind": "camera", "name": "cam", "rtsp_url": "http://h/s"},
-    {"kind": "motion", "name": "a/b"},
+    {"kind": "motion", "name": "a//b"},
     {"kind": "motion", "name": "a#"},
     {"kind": "motion", "name": ""},
     {"kind": "motion", "name": "x" * 65},

@@ -28,14 +28,13 @@ Address = Annotated[
         pattern=rf"^[^\x00-\x1f\x7f]*[^{_WS}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$", max_length=500
     ),
 ]
-# Not empty, not all blanks, and nothing that would break an MQTT topic or a
-# Zigbee2MQTT friendly name.
+_LEVEL = rf"[^/#+\x00-\x1f\x7f]*[^/#+{_WS}\x00-\x1f\x7f][^/#+\x00-\x1f\x7f]*"
+# Levels separated by single slashes, each not empty, not all blanks, and
+# nothing that would break an MQTT topic: a Zigbee2MQTT friendly name
+# (devices.topics.name_problem has the rules a pattern cannot say well).
 DeviceName = Annotated[
     str,
-    StringConstraints(
-        pattern=rf"^[^/#+\x00-\x1f\x7f]*[^/#+{_WS}\x00-\x1f\x7f][^/#+\x00-\x1f\x7f]*$",
-        max_length=64,
-    ),
+    StringConstraints(pattern=rf"^{_LEVEL}(/{_LEVEL})*$", max_length=64),
 ]
 RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[!-~]+$", max_length=2000)]
 """Printable ASCII only (a URL percent-encodes the rest): unambiguous in every

@@ -18,14 +18,16 @@ from prometheus_client import Counter
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from devices.edges import STATE_FIELDS, observe
 from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage, PayloadError, parse
 from devices.topics import BRIDGE, Channel, ParsedTopic
 from devices.topics import parse as parse_topic
 from gateway.db.models import IngestMarker, RejectedMessage
-from gateway.ingest import bulk
+from gateway.ingest import bulk, states
 from gateway.ingest.bulk import HealthRow
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
+from gateway.ingest.states import Lookup, State, StateCache
 from gateway.recording.clips import mark_clips
 from gateway.security.effects import Changes
 from gateway.security.panel import SecurityService, ZoneMessage
@@ -145,8 +147,24 @@ class Prepared:
     health: dict[int, HealthRow] = field(default_factory=dict)
     zone_candidates: list[tuple[DeviceRef, DeviceMessage, datetime]] = field(default_factory=list)
     calls: list[tuple[int, datetime]] = field(default_factory=list)
+    states_before: dict[int, State] = field(default_factory=dict)
+    """The reported state each device with state fields had when the batch
+    began, as classifying assumed it; checked against the rows at commit."""
+    states_after: dict[int, State] = field(default_factory=dict)
     duplicates: int = 0
     ignored: int = 0
+
+    def observe(
+        self, device: DeviceRef, msg: DeviceMessage, at: datetime, lookup: Lookup
+    ) -> DeviceMessage:
+        """The message as news, against what the device reported before it."""
+        if device.kind not in STATE_FIELDS or msg.online is not None:
+            return msg
+        previous = self.states_after.get(device.id)
+        if previous is None:
+            previous = self.states_before[device.id] = lookup(device.id)
+        msg, self.states_after[device.id] = observe(device.kind, previous, msg, at)
+        return msg
 
 
 class BatchStore:
@@ -158,12 +176,15 @@ class BatchStore:
         directory: DeviceDirectory,
         root: str,
         security: SecurityService | None = None,
+        *,
+        reported: StateCache,
         dialect: str = "postgresql",
     ) -> None:
         self.session_name = session_name
         self.dialect = dialect
         """The database's dialect name, for building statement parameters ahead."""
         self.directory = directory
+        self.reported = reported
         self.root = root
         self.security = security
         self._topics: dict[str, ParsedTopic | None] = {}
@@ -225,11 +246,14 @@ class BatchStore:
         items: list[Received],
         known: dict[int, str] | None = None,
         pause: Callable[[], None] | None = None,
+        reported: Lookup | None = None,
     ) -> Prepared:
         """Classify each message: event, rejection, ignored, or (``known``: the
         session's markers for the batch's DUP packet ids) duplicate.
-        ``pause`` is called every :data:`PAUSE_EVERY` messages."""
+        ``pause`` is called every :data:`PAUSE_EVERY` messages. ``reported``:
+        what each device reported before the batch (default: the prediction)."""
         out = Prepared()
+        lookup = reported or self.reported.lookup
         for n, item in enumerate(items, 1):
             if pause is not None and n % PAUSE_EVERY == 0:
                 pause()
@@ -246,6 +270,7 @@ class BatchStore:
             else:
                 device, msg = outcome
                 at = item.received_at
+                msg = out.observe(device, msg, at, lookup)
                 out.events.append(
                     (device.contract_id, device.home_id, device.id, msg.event, msg.body, at)
                 )
@@ -259,6 +284,7 @@ class BatchStore:
                 out.markers[item.packet_id] = item.digest
         if out.events:
             out.events_param = bulk.events_param(self.dialect, out.events)
+        self.reported.update(out.states_after)
         return out
 
     def write(
@@ -279,6 +305,16 @@ class BatchStore:
             i.dup and known.get(i.packet_id) == i.digest for i in items if i.dup
         ):
             prepared = self.prepare(items, known)
+        truth = states.read(session, prepared.states_before)
+        if truth != prepared.states_before:
+            # Another worker, or a batch that failed, moved a device's state:
+            # classify again from the rows (now locked until the commit).
+            def stored(device_id: int) -> State:
+                if device_id in truth:
+                    return truth[device_id]
+                return states.read(session, [device_id])[device_id]
+
+            prepared = self.prepare(items, known, reported=stored)
         batch = prepared
         result = BatchResult(duplicates=batch.duplicates, ignored=batch.ignored)
         bulk.delete_markers(session, self.session_name, confirmed)
@@ -293,6 +329,11 @@ class BatchStore:
         if batch.rejected:
             session.execute(insert(RejectedMessage), batch.rejected)
         bulk.upsert_health(session, list(batch.health.values()))
+        states.write(
+            session,
+            {d: s for d, s in batch.states_after.items() if s != batch.states_before.get(d)},
+            now,
+        )
         # A marker is dated by when its message was received, not committed:
         # the stale-marker rule deletes the markers of messages received on
         # earlier connections, also those committed after this one began.

@@ -58,6 +58,7 @@ from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
 from gateway.ingest.mqtt import Incoming, IngestLink, LinkConfig
+from gateway.ingest.states import StateCache
 from gateway.ingest.store import BatchStore, Prepared, Received
 from gateway.security.panel import SecurityService
 
@@ -218,6 +219,7 @@ class IngestWorker:
             DeviceDirectory(db),
             cfg.root,
             security,
+            reported=StateCache(db),
             dialect=db.engine.dialect.name,
         )
         # Bounded: Mosquitto 2.0.11 sends far more than our Receive Maximum
@@ -466,11 +468,18 @@ class IngestWorker:
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         """The committer's transaction, on a connection it keeps between batches
-        (no pool checkout and pre-ping round trip per batch), dropped on any error."""
+        (no pool checkout and pre-ping round trip per batch), dropped on any error.
+
+        On SQLite it takes the write lock first: the batch reads what it then
+        writes (device states, panels), and pysqlite would otherwise begin
+        the transaction only at the first write, after another worker's commit
+        could have changed what was read."""
         if self._conn is None:
             self._conn = self.db.engine.connect()
         try:
             with Session(bind=self._conn, expire_on_commit=False) as session, session.begin():
+                if self.db.is_sqlite:
+                    session.execute(text("BEGIN IMMEDIATE"))
                 yield session
         except BaseException:
             conn, self._conn = self._conn, None

@@ -5,6 +5,10 @@ Zigbee2MQTT conventions (``../shared/FACTS.md``): ``contact: true`` is a
 trip on ``true``; ``tamper: true`` is a tamper from any device. A keypad's
 ``action`` arms, disarms or raises a panic; its ``action_code`` (the PIN) is
 checked by the caller's ``check`` and reaches the engine only as a verdict.
+
+Only news moves the panel: a field the device merely repeated (named in
+``DeviceMessage.repeats`` by ``devices.edges``) trips, restores and tampers
+nothing, though the message still proves the sensor alive.
 """
 
 from __future__ import annotations
@@ -39,9 +43,8 @@ _TRIP_FIELD: dict[DeviceKind, tuple[str, bool]] = {
 """Per kind: the field that trips the zone, and the value that means tripped."""
 
 LATCHING_KINDS = frozenset({DeviceKind.CONTACT, DeviceKind.LEAK})
-"""Kinds that report their *state* again and again (an open door, a wet
-floor): only the change from closed to open is a trip. A motion sensor's
-every ``occupancy: true`` is a new trip."""
+"""Kinds whose trip lasts until its restore (an open door, a wet floor): a
+trip of a zone the panel holds open is not a new one, whoever sends it."""
 
 
 def engine_events(
@@ -54,12 +57,13 @@ def engine_events(
     events: list[Event] = [ZoneSeen(zone=zone)]
     body = msg.body
     trip = _TRIP_FIELD.get(device.kind)
-    if trip is not None and isinstance(body.get(trip[0]), bool):
+    if trip is not None and trip[0] not in msg.repeats and isinstance(body.get(trip[0]), bool):
         tripped = body[trip[0]] is trip[1]
         events.append(ZoneTripped(zone=zone) if tripped else ZoneRestored(zone=zone))
-    if body.get("tamper") is True:
+    tamper = None if "tamper" in msg.repeats else body.get("tamper")
+    if tamper is True:
         events.append(Tampered(zone=zone))
-    elif body.get("tamper") is False:
+    elif tamper is False:
         events.append(TamperRestored(zone=zone))
     action = body.get("action")
     if device.kind is DeviceKind.KEYPAD and isinstance(action, str) and action:

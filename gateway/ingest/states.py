@@ -1,0 +1,86 @@
+"""What each device last reported of its state fields, for ``devices.edges``.
+
+The database row (``device_state``) is the truth, read and written in the
+batch's own transaction, so the memory survives restarts and a failed commit
+changes nothing. The writer thread classifies a batch while the previous one
+commits, so it works from a prediction (:class:`StateCache`: the states its
+own earlier batches left); the commit checks the prediction against the rows
+it reads and classifies the batch again where they differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from gateway.db.engine import Database
+from gateway.db.models import DeviceState, utcnow
+from gateway.ingest import bulk
+
+State = dict[str, Any]
+Lookup = Callable[[int], State]
+"""A device id to the state it last reported (``{}`` if none is known)."""
+
+
+def read(session: Session, device_ids: Iterable[int]) -> dict[int, State]:
+    """The stored states of these devices (``{}`` for none yet).
+
+    On PostgreSQL the rows stay locked until the commit (taken in id order),
+    so two workers given reports of one device take turns; a device without
+    a row gets an empty one first, because a lock on a row that does not
+    exist holds nobody. (On SQLite the ingest transaction holds the
+    database's write lock.)"""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return {}
+    found = _select(session, ids)
+    missing = [device_id for device_id in ids if device_id not in found]
+    if missing and session.get_bind().dialect.name == "postgresql":
+        empty = [{"device_id": i, "state": {}, "updated_at": utcnow()} for i in missing]
+        session.execute(postgresql.insert(DeviceState).on_conflict_do_nothing(), empty)
+        found.update(_select(session, missing))
+    return {device_id: found.get(device_id, {}) for device_id in ids}
+
+
+def _select(session: Session, ids: list[int]) -> dict[int, State]:
+    query = select(DeviceState.device_id, DeviceState.state).where(DeviceState.device_id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.order_by(DeviceState.device_id).with_for_update()
+    return {device_id: state for device_id, state in session.execute(query)}
+
+
+def write(session: Session, states: dict[int, State], at: datetime) -> None:
+    """Store the states that a batch changed."""
+    rows = [
+        {"device_id": device_id, "state": state, "updated_at": at}
+        for device_id, state in sorted(states.items())
+    ]
+    bulk.upsert(session, DeviceState, rows, ["device_id"])
+
+
+class StateCache:
+    """The writer thread's prediction: the states its batches left, else the row."""
+
+    _MAX = 100_000
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._states: dict[int, State] = {}
+
+    def lookup(self, device_id: int) -> State:
+        state = self._states.get(device_id)
+        if state is None:
+            with self._db.session() as session:
+                state = read(session, [device_id])[device_id]
+            if len(self._states) >= self._MAX:
+                self._states.clear()
+            self._states[device_id] = state
+        return state
+
+    def update(self, states: dict[int, State]) -> None:
+        self._states.update(states)
