@@ -220,3 +220,28 @@ class RejectedMessage(Base):
         ForeignKey("devices.id", ondelete="SET NULL"), nullable=True
     )
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OperatorAlert(Base):
+    """A condition an ISP operator must see and act on (``gateway.operator_alerts``):
+    one open row per ``key`` while it lasts, kept with ``cleared_at`` after."""
+
+    __tablename__ = "operator_alerts"
+    __table_args__ = (
+        Index(
+            "uq_operator_alerts_open_key",
+            "key",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        Index("ix_operator_alerts_raised", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
