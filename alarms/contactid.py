@@ -31,6 +31,11 @@ CONTACT_ID: Final[dict[AlarmType, int]] = {
 }
 """The code of the alarm each :class:`AlarmType` raises."""
 
+USER_ALARMS: Final = frozenset({AlarmType.DURESS, AlarmType.WRONG_CODE})
+"""Alarms whose ``CCC`` is a user number, not a zone: who typed the duress code
+(000 for a lockout, whose codes belong to nobody). The keypad they were typed
+on is only the case's detail."""
+
 OPEN_CLOSE_BY_USER: Final = 401
 """Disarmed (opening, Q=1) or armed (closing, Q=3) at the home, by a user code."""
 REMOTE_ARM_DISARM: Final = 407
@@ -48,6 +53,11 @@ TROUBLE_SENSOR_TAMPER: Final = 383
 """Sensor tamper: a sensor's case opened or the device moved."""
 
 TroubleKind = Literal["offline", "silent", "tamper"]
+
+Condition = Literal["open", "tamper", "supervision"]
+"""What about a zone a report to the central station is, so that its restore
+(Q=3) goes out once that is over: the zone tripped (door open, water, motion),
+its case opened, or its device lost (offline or silent)."""
 
 TROUBLE_CODES: Final[dict[TroubleKind, int]] = {
     "offline": TROUBLE_RF_SUPERVISION,

@@ -43,10 +43,28 @@ class AlarmRaised(_Effect):
     alarm: AlarmType
     contact_id: int
     zone: str | None = None
-    """The zone, or for panic, duress and wrong codes the keypad's uid if known."""
+    """The zone, or for panic, duress and wrong codes the keypad's uid if known
+    (for duress and wrong codes only a detail of the case: the station's
+    ``CCC`` is the user, see :attr:`by_user`)."""
     silent: bool = False
     """Nobody at the home may notice: no siren, no display, no app notice."""
     user: str | None = None
+
+    @property
+    def by_user(self) -> bool:
+        """The central station's ``CCC`` names the user (duress, wrong codes), not the zone."""
+        return self.alarm in contactid.USER_ALARMS
+
+
+class AlarmRestored(_Effect):
+    """The zone of an alarm the central station got is back to normal (door
+    closed, floor dry, tamper closed, device back): its restore, Q=3 with the
+    alarm's code. At most one per alarm; none for panic, duress or wrong codes."""
+
+    type: Literal["alarm_restored"] = "alarm_restored"
+    alarm: AlarmType
+    contact_id: int
+    zone: str
 
 
 class AlarmCancelled(_Effect):
@@ -128,6 +146,11 @@ class Trouble(_Effect):
     zone: str
     kind: TroubleKind
     contact_id: int
+    reported: bool = True
+    """Whether the central station gets this trouble as its own event. Not when
+    an alarm raised with it reports the same thing (a tamper alarm's 137, a
+    supervision alarm's 381), nor when the device's supervision was already
+    lost the other way (silent, then offline): one occurrence, one report."""
 
 
 class TroubleRestored(_Effect):
@@ -135,6 +158,8 @@ class TroubleRestored(_Effect):
     zone: str
     kind: TroubleKind
     contact_id: int
+    reported: bool = True
+    """Whether this is the station's restore (see :attr:`Trouble.reported`)."""
 
 
 class KeypadReply(_Effect):
@@ -164,6 +189,7 @@ class SirenCommand(_Effect):
 Effect = Annotated[
     StatusChanged
     | AlarmRaised
+    | AlarmRestored
     | AlarmCancelled
     | OpenClose
     | ArmRefused
@@ -185,20 +211,22 @@ def contact_id_event(effect: Effect) -> tuple[int, int] | None:
     for ``effect``, or ``None``.
 
     :class:`CodeLockout` maps to ``None``: the lockout's 461 goes out once, as the
-    :class:`AlarmRaised` (``WRONG_CODE``) emitted with it.
+    :class:`AlarmRaised` (``WRONG_CODE``) emitted with it. A trouble that an
+    alarm reports, and its restore, map to ``None`` too (``reported``).
     """
     new, restore = contactid.NEW_EVENT, contactid.RESTORE
+    event: tuple[int, int] | None = None
     match effect:
-        case AlarmRaised() | AlarmCancelled() | Trouble():
-            return (new, effect.contact_id)
-        case TroubleRestored():
-            return (restore, effect.contact_id)
+        case AlarmRaised() | AlarmCancelled():
+            event = (new, effect.contact_id)
+        case Trouble() if effect.reported:
+            event = (new, effect.contact_id)
+        case AlarmRestored():
+            event = (restore, effect.contact_id)
+        case TroubleRestored() if effect.reported:
+            event = (restore, effect.contact_id)
         case OpenClose():
-            return (new if effect.opened else restore, effect.contact_id)
+            event = (new if effect.opened else restore, effect.contact_id)
         case BypassChanged():
-            return (
-                contactid.NEW_EVENT if effect.bypassed else contactid.RESTORE,
-                effect.contact_id,
-            )
-        case _:
-            return None
+            event = (new if effect.bypassed else restore, effect.contact_id)
+    return event

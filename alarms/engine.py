@@ -143,6 +143,7 @@ def _tidy(run: Run, now: datetime) -> None:
     state.offline &= known
     state.silent &= known
     state.tampered &= known
+    state.reported = {zone: owed for zone, owed in state.reported.items() if zone in known}
     state.last_seen = {
         zone.id: state.last_seen.get(zone.id, now)
         for zone in run.config.zones.values()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, computed_field, field_serializer
 
+from alarms.contactid import Condition
 from alarms.model import AlarmType, ArmMode, PanelStatus, Source, UtcDatetime
 
 _ZONE_SETS = ("open_zones", "bypassed", "forced_open", "offline", "silent", "tampered")
@@ -53,6 +54,10 @@ class PanelState(BaseModel):
     """The last trip of each watched zone, kept while a double knock could use it."""
     siren_until: UtcDatetime | None = None
     """When the sirens were told to stop by themselves, if they are sounding."""
+    reported: dict[str, dict[Condition, AlarmType | None]] = Field(default_factory=dict)
+    """What the central station was told about each zone and not yet told is
+    over: per condition, the alarm that reported it, or ``None`` for a trouble
+    reported on its own. Each entry becomes one restore (alarms/reports.py)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from alarms import contactid
+from alarms import contactid, reports
 from alarms.contactid import CONTACT_ID
 from alarms.effects import AlarmRaised, BypassChanged, OpenClose, SirenCommand
 from alarms.model import AlarmType, ArmMode, PanelStatus, Source
@@ -84,6 +84,7 @@ def trigger(run: Run, at: datetime, zone: str | None, alarm: AlarmType) -> None:
     state.siren_until = state.deadline
     run.set_status(PanelStatus.TRIGGERED, at)
     run.emit(AlarmRaised(alarm=alarm, contact_id=CONTACT_ID[alarm], zone=zone, at=at))
+    reports.alarm_sent(run, zone, alarm, at)
     run.emit(SirenCommand(on=True, duration_s=math.ceil(seconds), at=at))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from alarms import reports
 from alarms.contactid import CONTACT_ID, TROUBLE_CODES, TroubleKind
 from alarms.effects import AlarmRaised, Trouble, TroubleRestored
 from alarms.model import (
@@ -89,6 +90,7 @@ def restored(run: Run, zone_id: str, now: datetime) -> None:
     seen(run, zone, now)
     run.state.open_zones = run.state.open_zones - {zone_id}
     run.state.forced_open = run.state.forced_open - {zone_id}
+    reports.settle(run, zone_id, "open", now)
 
 
 def raise_zone_alarm(run: Run, zone: Zone, at: datetime) -> None:
@@ -103,6 +105,7 @@ def raise_zone_alarm(run: Run, zone: Zone, at: datetime) -> None:
             silent=silent,
         )
     )
+    reports.alarm_sent(run, zone.id, zone.alarm, at)
     if zone.alarm is AlarmType.PANIC and not run.config.panic_silent:
         sound_panic_siren(run, at)
 
@@ -122,10 +125,11 @@ def tampered(run: Run, zone_id: str, now: datetime) -> None:
     if zone_id in run.state.tampered:
         return
     run.state.tampered = run.state.tampered | {zone_id}
-    _trouble(run, zone, "tamper", now)
-    if zone_id not in run.state.bypassed:
-        alarm = AlarmType.TAMPER
+    alarm = None if zone_id in run.state.bypassed else AlarmType.TAMPER
+    _trouble(run, zone, "tamper", now, reported=alarm is None)
+    if alarm is not None:
         run.emit(AlarmRaised(alarm=alarm, contact_id=CONTACT_ID[alarm], zone=zone_id, at=now))
+    reports.owed(run, zone_id, "tamper", alarm)
 
 
 def tamper_restored(run: Run, zone_id: str, now: datetime) -> None:
@@ -135,7 +139,7 @@ def tamper_restored(run: Run, zone_id: str, now: datetime) -> None:
     seen(run, zone, now)
     if zone_id in run.state.tampered:
         run.state.tampered = run.state.tampered - {zone_id}
-        _restored(run, zone, "tamper", now)
+        _restored(run, zone, "tamper", now, reported=reports.settle(run, zone_id, "tamper", now))
 
 
 def seen(run: Run, zone: Zone, now: datetime) -> None:
@@ -146,7 +150,7 @@ def seen(run: Run, zone: Zone, now: datetime) -> None:
         state.last_seen[zone.id] = now if previous is None else max(previous, now)
     if zone.id in state.silent:
         state.silent = state.silent - {zone.id}
-        _restored(run, zone, "silent", now)
+        _supervision_back(run, zone, "silent", now)
 
 
 def seen_id(run: Run, zone_id: str, now: datetime) -> None:
@@ -160,9 +164,7 @@ def went_offline(run: Run, zone_id: str, now: datetime) -> None:
     zone = run.config.zones.get(zone_id)
     if zone is None or zone_id in run.state.offline:
         return
-    run.state.offline = run.state.offline | {zone_id}
-    _trouble(run, zone, "offline", now)
-    _supervision_alarm(run, zone, now)
+    _supervision_lost(run, zone, "offline", now)
 
 
 def came_online(run: Run, zone_id: str, now: datetime) -> None:
@@ -172,7 +174,7 @@ def came_online(run: Run, zone_id: str, now: datetime) -> None:
     seen(run, zone, now)
     if zone_id in run.state.offline:
         run.state.offline = run.state.offline - {zone_id}
-        _restored(run, zone, "offline", now)
+        _supervision_back(run, zone, "offline", now)
 
 
 def check_in_due(state: PanelState, zone: Zone) -> datetime | None:
@@ -191,25 +193,48 @@ def check_in_due(state: PanelState, zone: Zone) -> datetime | None:
 
 def went_silent(run: Run, zone: Zone, at: datetime) -> None:
     """Nothing heard from the device for longer than its check-in interval."""
-    run.state.silent = run.state.silent | {zone.id}
-    _trouble(run, zone, "silent", at)
-    _supervision_alarm(run, zone, at)
+    _supervision_lost(run, zone, "silent", at)
 
 
-def _supervision_alarm(run: Run, zone: Zone, at: datetime) -> None:
-    """While armed, a blind sensor in the armed mode is an alarm of its own."""
+def _supervision_lost(run: Run, zone: Zone, kind: TroubleKind, at: datetime) -> None:
+    """The device went offline or silent: a trouble and, while armed, a blind
+    sensor in the armed mode is an alarm of its own — reported once (381),
+    by the alarm if there is one, and not again if it was already lost the
+    other way."""
+    state = run.state
+    already = zone.id in state.offline | state.silent
+    if kind == "offline":
+        state.offline = state.offline | {zone.id}
+    else:
+        state.silent = state.silent | {zone.id}
+    alarm = None
     if (
-        run.config.supervision_alarm_when_armed
-        and run.state.status in PROTECTING_STATUSES
+        not already
+        and run.config.supervision_alarm_when_armed
+        and state.status in PROTECTING_STATUSES
         and run.watched(zone)
     ):
         alarm = AlarmType.SUPERVISION
+    _trouble(run, zone, kind, at, reported=not already and alarm is None)
+    if alarm is not None:
         run.emit(AlarmRaised(alarm=alarm, contact_id=CONTACT_ID[alarm], zone=zone.id, at=at))
+    if not already:
+        reports.owed(run, zone.id, "supervision", alarm)
 
 
-def _trouble(run: Run, zone: Zone, kind: TroubleKind, at: datetime) -> None:
-    run.emit(Trouble(zone=zone.id, kind=kind, at=at, contact_id=TROUBLE_CODES[kind]))
+def _supervision_back(run: Run, zone: Zone, kind: TroubleKind, at: datetime) -> None:
+    """One way of being lost is over (``kind`` already taken off the state);
+    the station's restore goes out when the device is neither offline nor silent."""
+    still = zone.id in run.state.offline | run.state.silent
+    reported = not still and reports.settle(run, zone.id, "supervision", at)
+    _restored(run, zone, kind, at, reported=reported)
 
 
-def _restored(run: Run, zone: Zone, kind: TroubleKind, at: datetime) -> None:
-    run.emit(TroubleRestored(zone=zone.id, kind=kind, at=at, contact_id=TROUBLE_CODES[kind]))
+def _trouble(run: Run, zone: Zone, kind: TroubleKind, at: datetime, *, reported: bool) -> None:
+    code = TROUBLE_CODES[kind]
+    run.emit(Trouble(zone=zone.id, kind=kind, at=at, contact_id=code, reported=reported))
+
+
+def _restored(run: Run, zone: Zone, kind: TroubleKind, at: datetime, *, reported: bool) -> None:
+    code = TROUBLE_CODES[kind]
+    run.emit(TroubleRestored(zone=zone.id, kind=kind, at=at, contact_id=code, reported=reported))

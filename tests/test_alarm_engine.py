@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from alarms import (
     AlarmCancelled,
     AlarmRaised,
+    AlarmRestored,
     AlarmType,
     ArmMode,
     ArmRefused,
@@ -512,6 +513,10 @@ def test_contact_id_events() -> None:
     assert contact_id_event(trouble) == (1, 383)
     restored = TroubleRestored(zone="z", kind="offline", at=T0, contact_id=381)
     assert contact_id_event(restored) == (3, 381)
+    assert contact_id_event(trouble.model_copy(update={"reported": False})) is None
+    assert contact_id_event(restored.model_copy(update={"reported": False})) is None
+    back = AlarmRestored(alarm=AlarmType.TAMPER, contact_id=137, zone="z", at=T0)
+    assert contact_id_event(back) == (3, 137)
     assert contact_id_event(CodeLockout(at=T0, until=T0)) is None
     assert contact_id_event(KeypadDisplay(mode="disarm", at=T0)) is None
 
