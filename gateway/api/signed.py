@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 
 SIGNED_TTL_S = 600
+_NUMBER = re.compile(r"[0-9]{1,15}")
+"""ASCII digits only: ``str.isdigit`` also takes ``²`` and ``٣``, which ``int`` refuses."""
+_SIG = re.compile(r"[0-9a-f]{40}")
 
 
 def _mac(key: str, path: str, params: dict[str, str], contract_id: int, exp: int) -> str:
@@ -37,12 +41,13 @@ def sign(
 
 
 def verify(key: str, request: Request) -> int | None:
-    """The contract id a valid, unexpired signature on this request names."""
+    """The contract id a valid, unexpired signature on this request names;
+    ``None`` for anything else, however malformed (never an exception)."""
     q = dict(request.query_params)
-    sig, exp, cid = q.pop("sig", None), q.pop("exp", None), q.pop("cid", None)
-    if not (sig and exp and cid and exp.isdigit() and cid.isdigit()):
+    sig, exp, cid = q.pop("sig", ""), q.pop("exp", ""), q.pop("cid", "")
+    if not (_SIG.fullmatch(sig) and _NUMBER.fullmatch(exp) and _NUMBER.fullmatch(cid)):
         return None
     if int(exp) < time.time():
         return None
     expected = _mac(key, request.url.path, q, int(cid), int(exp))
-    return int(cid) if hmac.compare_digest(sig, expected) else None
+    return int(cid) if hmac.compare_digest(sig.encode(), expected.encode()) else None
