@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.dispatch.dc09 import key_bytes
+
 MIN_SECRET_LENGTH = 16
 
 
@@ -202,6 +204,17 @@ class Settings(BaseSettings):
         if parts.scheme != "mqtt" or not parts.hostname:
             raise ValueError("MOYDOM_MQTT_URL must look like mqtt://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _central_station_key(self) -> Settings:
+        """A key the link would refuse must stop the start, not every alarm later."""
+        if self.central_station_key is not None:
+            key = self.central_station_key.get_secret_value()
+            try:
+                key_bytes(key, self.central_station_key_encoding)
+            except ValueError as exc:
+                raise ValueError(f"MOYDOM_CENTRAL_STATION_KEY: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _fill_derived(self) -> Settings:

@@ -49,11 +49,12 @@ def test_case_is_resent_until_acknowledged_then_closed(
         assert opened["type"] == "case" and opened["case"]["alarm"] == "leak"
         case_id = opened["case"]["id"]
         assert expect_codes(central_station, {"154"})["event_qualifier"] == "1"
-        # Nobody acknowledges: it comes again, on the stream and to the station.
-        while (resent := ws.receive_json()["case"])["resends"] == 0:
+        # Nobody acknowledges: it comes again on the console's stream, but the
+        # station, whose receiver ACKed it, gets no second copy (issue 11, 5).
+        while (resent := ws.receive_json()["case"])["resends"] < 2:
             pass
         assert resent["id"] == case_id and resent["timeline"][-1]["kind"] == "resent"
-        assert expect_codes(central_station, {"154"})["event_qualifier"] == "1"
+        assert [e["event_type"] for e in central_station.drain(0.5)] == []
 
         r = a.gw.http.post(f"/api/v1/dispatch/cases/{case_id}/ack", headers=a.dispatcher)
         assert r.status_code == 200 and r.json()["status"] == "acknowledged"

@@ -84,6 +84,17 @@ class Receiver:
     def expect(self, timeout: float = 5.0) -> dict[str, Any]:
         return self.events.get(timeout=timeout)
 
+    def drain(self, wait: float) -> list[dict[str, Any]]:
+        """Every event that arrives within ``wait`` seconds."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.events.get(timeout=left))
+            except queue.Empty:
+                break
+        return got
+
     def nothing(self, wait: float = 0.5) -> bool:
         try:
             self.events.get(timeout=wait)

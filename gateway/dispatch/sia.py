@@ -16,7 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gateway.dispatch import dc09
 from gateway.dispatch.contactid import ContactIdEvent, contact_id_data
@@ -37,14 +37,45 @@ class CentralStationError(Exception):
     ``detail`` adds what is known, such as the receiver's clock on a NAK.
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+    def __init__(self, reason: str, detail: str = "", hint: str = "") -> None:
         self.reason = reason
         self.detail = detail
+        self.hint = hint
+        """The likely cause, for people: ``wrong key or account?`` on a NAK
+        stamped by a receiver whose clock agrees with ours."""
+        super().__init__(f"{self.summary}: {detail}" if detail else self.summary)
+
+    @property
+    def summary(self) -> str:
+        """What an operator reads: ``NAK (wrong key or account?)``, ``connection refused``."""
+        label = self.reason.upper() if self.reason in ("nak", "duh") else self.reason
+        return f"{label} ({self.hint})" if self.hint else label
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+CLOCK_TOLERANCE = timedelta(seconds=15)
+"""A receiver clock this close to ours did not refuse our timestamp (the
+narrowest band seen, pysiaalarm's, is 20 s ahead and 40 s behind)."""
+
+
+def _nak(receiver_time: str | None, ours: datetime) -> CentralStationError:
+    """A NAK, explained. DC-09 has one NAK for a bad timestamp, an unknown
+    account and an undecryptable message; the receiver's clock in it tells
+    the first apart from the other two."""
+    if receiver_time is None:
+        return CentralStationError("nak", "no receiver time", "wrong key or account?")
+    try:
+        theirs = datetime.strptime(receiver_time, "%H:%M:%S,%m-%d-%Y").replace(tzinfo=UTC)
+    except ValueError:
+        return CentralStationError("nak", f"receiver time {receiver_time}", "wrong key or account?")
+    skew = (theirs - ours.astimezone(UTC)).total_seconds()
+    detail = f"receiver time {receiver_time}, ours {ours.astimezone(UTC):%H:%M:%S,%m-%d-%Y}"
+    if abs(skew) <= CLOCK_TOLERANCE.total_seconds():
+        return CentralStationError("nak", detail, "wrong key or account?")
+    return CentralStationError("nak", detail, f"clocks {abs(skew):.0f} s apart: NTP?")
 
 
 class CentralStationLink:
@@ -103,9 +134,11 @@ class CentralStationLink:
             except CentralStationError:
                 await self._drop()
                 raise
+        if reply.kind is dc09.ReplyKind.NAK:
+            raise _nak(reply.timestamp, self._clock())
         if reply.kind is not dc09.ReplyKind.ACK:
             detail = f"receiver time {reply.timestamp}" if reply.timestamp else ""
-            raise CentralStationError(reply.kind.value.lower(), detail)
+            raise CentralStationError(reply.kind.value.lower(), detail, "event not understood")
 
     async def close(self) -> None:
         """Close the connection; a later ``send`` opens a new one."""

@@ -13,8 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.db.models import utcnow
-from gateway.dispatch.contactid import ContactIdEvent
-from gateway.dispatch.sia import CentralStationLink
+from gateway.dispatch.station import RETRY_CAP_S, CentralStation
+from gateway.dispatch.watch import StationWatch
 from gateway.notify.email import EmailMessage, SmtpSender
 from gateway.notify.errors import NotificationError
 from gateway.notify.sms import HttpSmsSender
@@ -44,46 +44,6 @@ class MqttCommands:
         await asyncio.to_thread(info.wait_for_publish, PUBLISH_TIMEOUT_S)
         if not info.is_published():
             raise SendError("the broker did not acknowledge the command")
-
-
-class CentralStation:
-    """One DC-09 link per account (the account is in the frame's header)."""
-
-    def __init__(self, settings: Settings) -> None:
-        assert settings.central_station_host is not None
-        self.settings = settings
-        self.links: dict[str, CentralStationLink] = {}
-
-    def _link(self, account: str) -> CentralStationLink:
-        s = self.settings
-        if account not in self.links:
-            key = s.central_station_key.get_secret_value() if s.central_station_key else None
-            self.links[account] = CentralStationLink(
-                s.central_station_host or "",
-                s.central_station_port,
-                account,
-                key=key,
-                key_encoding=s.central_station_key_encoding,
-                receiver=s.central_station_receiver,
-                line=s.central_station_line,
-                ack_timeout_s=s.central_station_ack_timeout_s,
-            )
-        return self.links[account]
-
-    async def __call__(self, _key: str, payload: dict[str, Any]) -> None:
-        account = payload["account"] or self.settings.central_station_account
-        event = ContactIdEvent(
-            account=account,
-            code=payload["code"],
-            qualifier=payload["qualifier"],
-            partition=payload["partition"],
-            zone=payload["zone"],
-        )
-        await self._link(event.account).send(event)
-
-    async def close(self) -> None:
-        for link in self.links.values():
-            await link.close()
 
 
 class Email:
@@ -124,13 +84,16 @@ class Sms:
             raise SendError(str(exc), permanent=exc.permanent) from exc
 
 
-def policies(settings: Settings, client: mqtt.Client) -> dict[Channel, ChannelPolicy]:
+def policies(
+    settings: Settings, client: mqtt.Client, watch: StationWatch | None = None
+) -> dict[Channel, ChannelPolicy]:
     """The configured channels; the security service queues nothing for the
-    others (``security_service``)."""
+    others (``security_service``). ``watch`` makes the central station's
+    failures visible (``gateway.dispatch.watch``)."""
     out = {Channel.MQTT: ChannelPolicy(MqttCommands(client), max_attempts=5, max_backoff_s=5)}
     if settings.central_station_host:
         out[Channel.CENTRAL_STATION] = ChannelPolicy(
-            CentralStation(settings), max_attempts=None, max_backoff_s=30
+            CentralStation(settings, watch), max_attempts=None, max_backoff_s=RETRY_CAP_S
         )
     attempts = settings.outbox_max_attempts
     if settings.smtp_host:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from alarms import (
     AlarmCancelled,
     AlarmRaised,
+    AlarmRestored,
     AlarmType,
     ArmRefused,
     BypassChanged,
@@ -31,10 +32,12 @@ from alarms import (
     StatusChanged,
     Trouble,
     TroubleRestored,
+    contact_id_event,
 )
 from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
 from devices.topics import DeviceTopics
 from gateway.db.security_models import AlarmUser, Case, CaseEntry, CaseStatus
+from gateway.dispatch.watch import case_key
 from gateway.outbox.enqueue import command, contact_id
 from gateway.recording.clips import mark_clips
 from gateway.security.alerts import AlertWriter
@@ -100,11 +103,16 @@ class EffectWriter:
             self.write(effect)
 
     def write(self, effect: Effect) -> None:  # noqa: PLR0912 - one branch per effect type
+        """Record ``effect``; what the central station gets of it is decided
+        once, by the engine (``contact_id_event``), in :meth:`_report`."""
         if isinstance(effect, AlarmRaised):
             self._alarm(effect)
+            return  # reported with its case's key
+        if isinstance(effect, AlarmRestored):
+            name = self._zone_name(effect.zone)
+            self._timeline(effect.at, "restored", f"{name}: back to normal ({effect.alarm.value})")
         elif isinstance(effect, AlarmCancelled):
             self._timeline(effect.at, "cancelled", f"cancelled with a valid code by {effect.user}")
-            self._central_station(effect.contact_id, 1, self._user_number(effect.user), effect.at)
             self.alerts.add(
                 "alarm",
                 "alarm_cancelled",
@@ -121,10 +129,6 @@ class EffectWriter:
                 {"old": effect.old.value, "new": effect.new.value, "user": effect.user},
                 at=effect.at,
             )
-        elif isinstance(effect, OpenClose):
-            qualifier = 1 if effect.opened else 3
-            number = self._user_number(effect.user)
-            self._central_station(effect.contact_id, qualifier, number, effect.at)
         elif isinstance(effect, ArmRefused):
             zones = ", ".join(self._zone_name(z) for z in effect.open_zones)
             self._timeline(effect.at, "refused", f"{effect.reason} {zones}".strip())
@@ -135,11 +139,6 @@ class EffectWriter:
             state = "bypassed" if effect.bypassed else "back in service"
             self._timeline(
                 effect.at, "bypass", f"{self._zone_name(effect.zone)} {state}", effect.user
-            )
-            zone = self.home.device(effect.zone)
-            qualifier = 1 if effect.bypassed else 3
-            self._central_station(
-                effect.contact_id, qualifier, zone.number if zone else 0, effect.at
             )
         elif isinstance(effect, CodeLockout):
             self._timeline(effect.at, "lockout", f"wrong codes: keypad locked until {effect.until}")
@@ -162,13 +161,15 @@ class EffectWriter:
                 self._keypad(keypad.uid, display)
         elif isinstance(effect, SirenCommand):
             self._sirens(effect)
+        self._report(effect)
 
     # -- alarms and cases -------------------------------------------------
 
     def _alarm(self, effect: AlarmRaised) -> None:
         zone = self.home.device(effect.zone)
         where = f" in {zone.name}" if zone else ""
-        text = f"{effect.alarm.value} alarm{where} (Contact ID {effect.contact_id})"
+        who = f" by {effect.user}" if effect.by_user and effect.user else ""
+        text = f"{effect.alarm.value} alarm{where}{who} (Contact ID {effect.contact_id})"
         if not effect.silent:
             # A duress alarm must not show on the phone of someone forced to disarm.
             category = _CATEGORY.get(effect.alarm, "alarm")
@@ -191,7 +192,9 @@ class EffectWriter:
             silent=effect.silent,
             status=CaseStatus.OPEN,
             opened_at=effect.at,
-            next_resend_at=effect.at + self.ack_timeout,
+            # From when dispatch can first see it: an alarm back-dated to a
+            # deadline that passed while the gateway was down is not "late".
+            next_resend_at=self.now + self.ack_timeout,
             resends=0,
         )
         self.session.add(case)
@@ -218,8 +221,7 @@ class EffectWriter:
                 )
             )
         self.changes.cases.append(case.id)
-        number = zone.number if zone else self._user_number(effect.user)
-        self._central_station(effect.contact_id, 1, number, effect.at, key=f"case-{case.id}-0")
+        self._report(effect, key=case_key(case.id))
 
     def _open(self) -> list[Case]:
         if self._open_cases is None:
@@ -253,14 +255,28 @@ class EffectWriter:
             at=effect.at,
             device_id=zone.id if zone else None,
         )
-        number = zone.number if zone else 0
-        self._central_station(effect.contact_id, 3 if restored else 1, number, effect.at)
+
+    def _report(self, effect: Effect, key: str | None = None) -> None:
+        """The effect's Contact ID event, if the engine says the station gets one."""
+        event = contact_id_event(effect)
+        if event is None or not (self.home.monitored and self.central_station):
+            return
+        qualifier, code = event
+        self._central_station(code, qualifier, self._number(effect), effect.at, key)
+
+    def _number(self, effect: Effect) -> int:
+        """``CCC``: the user for code events, opening/closing and cancels (and
+        an alarm with no zone), else the zone."""
+        if isinstance(effect, AlarmCancelled | OpenClose):
+            return self._user_number(effect.user)
+        if isinstance(effect, AlarmRaised) and (effect.by_user or effect.zone is None):
+            return self._user_number(effect.user)
+        zone = self.home.device(getattr(effect, "zone", None))
+        return zone.number if zone else 0
 
     def _central_station(
-        self, code: int, qualifier: int, zone: int, at: datetime, key: str | None = None
+        self, code: int, qualifier: int, zone: int, at: datetime, key: str | None
     ) -> None:
-        if not (self.home.monitored and self.central_station):
-            return
         contact_id(
             self.session,
             key or f"cs-{uuid.uuid4().hex}",

@@ -1,7 +1,13 @@
-"""Invariant 2's second half: a case no dispatcher acknowledged is sent
-again — to the dispatch streams and to the central station — every
-``dispatch_ack_timeout_s`` until someone does. The schedule is a column, so
-a restart picks it up where it was."""
+"""Invariant 2's dispatch half: a case no dispatcher acknowledged is shown
+again on the dispatch console — its streams and its timeline — every
+``dispatch_ack_timeout_s`` until someone does. The schedule is a column, so a
+restart picks it up where it was.
+
+The central station is a separate loop: its copy of the alarm is one outbox
+row, retried until *its receiver* ACKs it (``gateway.dispatch.station``). A
+re-send to the console is no new event for the station — Contact ID would
+read an identical second report as a second alarm.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.db.models import Device, Home
-from gateway.db.security_models import AlarmPanel, Case, CaseEntry, CaseStatus
-from gateway.outbox.enqueue import contact_id
+from gateway.db.security_models import Case, CaseEntry, CaseStatus
 from gateway.security.effects import Changes
-from gateway.security.zones import zone_number
 
 
-def resend_due(
-    session: Session, now: datetime, ack_timeout: timedelta, central_station: bool
-) -> Changes:
+def resend_due(session: Session, now: datetime, ack_timeout: timedelta) -> Changes:
     changes = Changes()
     query = (
         select(Case)
@@ -37,22 +38,8 @@ def resend_due(
                 case_id=case.id,
                 at=now,
                 kind="resent",
-                text=f"not acknowledged: sent again ({case.resends})",
+                text=f"not acknowledged by a dispatcher: shown again ({case.resends})",
             )
         )
         changes.cases.append(case.id)
-        panel = session.get(AlarmPanel, case.home_id)
-        if central_station and panel is not None and panel.monitored:
-            device_id = session.scalar(select(Device.id).where(Device.uid == case.zone))
-            contact_id(
-                session,
-                f"case-{case.id}-{case.resends}",
-                account=panel.account,
-                code=case.contact_id,
-                qualifier=1,
-                zone=zone_number(device_id or 0),
-                home=session.get_one(Home, case.home_id).uid,
-                at=now,
-            )
-            changes.outbox = True
     return changes

@@ -26,6 +26,7 @@ from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.db.security_models import AlarmPanel
+from gateway.dispatch.watch import StationWatch
 from gateway.outbox.sender import OutboxSender
 from gateway.outbox.transports import policies
 from gateway.security.effects import Changes
@@ -47,7 +48,10 @@ class AlarmsRole:
         )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        self.outbox = OutboxSender(db, policies(settings, self._client), settings.alarms_poll_s)
+        watch = StationWatch(db, self._announce_cases)
+        self.outbox = OutboxSender(
+            db, policies(settings, self._client, watch), settings.alarms_poll_s
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -65,6 +69,11 @@ class AlarmsRole:
         self._thread.join(10)
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _announce_cases(self, cases: list[int]) -> None:
+        """Cases whose timeline changed outside a step (the station watch): to
+        the dispatch streams, through the same commit notice as everything else."""
+        self._client.publish(self._topic, json.dumps(Changes(cases=cases).notice()), qos=0)
 
     def _on_connect(
         self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
@@ -131,12 +140,7 @@ class AlarmsRole:
             changes.merge(self.security.tick_due(session, now))
         with self.db.transaction() as session:
             changes.merge(
-                resend_due(
-                    session,
-                    now,
-                    timedelta(seconds=self.settings.dispatch_ack_timeout_s),
-                    self.security.central_station,
-                )
+                resend_due(session, now, timedelta(seconds=self.settings.dispatch_ack_timeout_s))
             )
         with self.db.session() as session:
             next_at = session.scalar(select(func.min(AlarmPanel.next_deadline)))
