@@ -124,6 +124,12 @@ def events_notice_topic(root: str) -> str:
     return f"{root}/_events"
 
 
+def ingest_watermark_topic(root: str, session: str) -> str:
+    """Where an ingest session keeps its retained watermark (gateway.ingest.replay);
+    two levels deep, like the notices, so no device filter matches it."""
+    return f"{root}/_watermark.{session}"
+
+
 def all_devices_filter(root: str) -> str:
     """The subscription filter that covers every device topic."""
     return f"{root}/+/+/#"

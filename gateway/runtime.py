@@ -51,6 +51,7 @@ def broker_config(settings: Settings) -> BrokerConfig:
         state_dir=(settings.var_dir / "broker").resolve(),
         dynsec_plugin=settings.mosquitto_dynsec_plugin,
         max_queued_messages=settings.mosquitto_max_queued_messages,
+        autosave_interval_s=settings.mosquitto_autosave_interval_s,
     )
 
 

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     recorder_preroll_s: float = Field(default=5.0, ge=0, le=60)
     recorder_motion: bool = True
     """Detect motion on every camera (a camera's settings can turn it off)."""
+    mosquitto_autosave_interval_s: int = Field(default=1, ge=1)
+    """How often the embedded broker saves its state: a SIGKILLed broker loses
+    what it accepted since (docs/ingest.md, "A broker crash")."""
     retention_days: float = Field(default=7.0, gt=0)
     """Default continuous, motion and event-clip retention (a camera's settings win)."""
     archive_min_free_bytes: int = Field(default=1 << 30, ge=0)

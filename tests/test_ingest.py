@@ -102,7 +102,7 @@ def test_bad_input_is_stored_aside_and_the_loop_goes_on(
     publish(leak, state, {"water_leak": True, "battery_low": False})
     service = mqtt_connect(gateway.mqtt_port, *gateway.service_credentials())
     publish(service, "moydom/nohome/nodevice", {"occupancy": True})
-    publish(service, "moydom/a/b/c/d", b"{}")
+    publish(service, "moydom/a/b//d", b"{}")  # an empty level: outside the layout
     wait_until(lambda: count(gateway, RejectedMessage) == len(bad) + 2)
     wait_until(lambda: count(gateway, Event) == 1)
     with gateway.ctx.db.session() as s:

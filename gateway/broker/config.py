@@ -18,6 +18,7 @@ class BrokerConfig:
     dynsec_plugin: Path
     max_queued_messages: int = 200_000
     max_queued_bytes: int = 512 * 1024 * 1024
+    autosave_interval_s: int = 1
 
     @property
     def conf_path(self) -> Path:
@@ -54,7 +55,9 @@ def render(cfg: BrokerConfig) -> str:
         "set_tcp_nodelay true",
         "persistence true",
         f"persistence_location {cfg.persistence_dir}/",
-        "autosave_interval 10",
+        # A snapshot every second by default: what a SIGKILLed broker loses
+        # is about a second of traffic (docs/ingest.md measures it and its cost).
+        f"autosave_interval {cfg.autosave_interval_s}",
         "persistent_client_expiration 14d",
         f"max_queued_messages {cfg.max_queued_messages}",
         f"max_queued_bytes {cfg.max_queued_bytes}",

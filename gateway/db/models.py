@@ -205,6 +205,20 @@ class IngestMarker(Base):
     written_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class IngestJournal(Base):
+    """The digests of one committed batch, in the order the session received
+    them: what a broker restored from an older snapshot sends again is
+    recognised by lining its deliveries up with this (gateway.ingest.replay)."""
+
+    __tablename__ = "ingest_journal"
+
+    session: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    digests: Mapped[str] = mapped_column(Text)
+    """32 hex digits per message, concatenated."""
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RejectedMessage(Base):
     """A device message that could not be accepted, kept with its reason."""
 

@@ -311,9 +311,10 @@ class IngestLink:
         """A packet id to register before the packet that uses it is sent."""
         return self._packet_id()
 
-    def publish(self, topic: str, payload: bytes) -> bool:
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         """PUBLISH at QoS 0 on whatever connection there is."""
-        return self._send(None, _packet(0x30, _string(topic) + b"\x00" + payload))
+        first = 0x31 if retain else 0x30
+        return self._send(None, _packet(first, _string(topic) + b"\x00" + payload))
 
     def ping_if_due(self) -> None:
         """PINGREQ if nothing was sent for the keep-alive interval (so that a

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -24,7 +24,7 @@ from devices.payloads import DeviceMessage, PayloadError, parse
 from devices.topics import BRIDGE, Channel, ParsedTopic
 from devices.topics import parse as parse_topic
 from gateway.db.models import IngestMarker, RejectedMessage
-from gateway.ingest import bulk, states
+from gateway.ingest import bulk, replay, states
 from gateway.ingest.bulk import HealthRow
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
 from gateway.ingest.states import Lookup, State, StateCache
@@ -45,9 +45,19 @@ class Received:
     ``packet_id`` 0: a QoS 0 delivery, which is neither acknowledged nor
     redelivered, so it gets no marker. ``digest`` (of topic and payload) is
     computed once: the writer and the acknowledgement both need it.
+    ``replayed``: a copy a restored broker sent again (gateway.ingest.replay).
     """
 
-    __slots__ = ("digest", "dup", "epoch", "packet_id", "payload", "received_at", "topic")
+    __slots__ = (
+        "digest",
+        "dup",
+        "epoch",
+        "packet_id",
+        "payload",
+        "received_at",
+        "replayed",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -65,6 +75,7 @@ class Received:
         self.dup = dup
         self.epoch = epoch
         self.received_at = received_at
+        self.replayed = False
         self.digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:32]
 
     def __repr__(self) -> str:
@@ -79,6 +90,8 @@ class BatchResult:
     ignored: int = 0
     new_events: list[tuple[int, int]] = field(default_factory=list)
     """(event id, contract id) of what this batch stored, for the live stream."""
+    journal_seq: int | None = None
+    """The batch's number in the session's journal, if it journalled anything."""
     security: Changes = field(default_factory=Changes)
     """What the batch changed at alarm panels: alerts, cases, outbox rows."""
 
@@ -126,6 +139,10 @@ class Rejection:
 
 
 _TOPICS_MAX = 10_000
+JOURNAL_KEEP = timedelta(minutes=10)
+"""How long a batch stays in the journal: far longer than a snapshot's age
+(the broker saves every second), with room for a slow restart."""
+JOURNAL_PRUNE_EVERY = timedelta(seconds=5)
 PAUSE_EVERY = 32
 
 
@@ -142,6 +159,8 @@ class Prepared:
     events_param: tuple[str, Any] | None = None
     """The events as :func:`bulk.insert_events` sends them, built ahead."""
     markers: dict[int, str] = field(default_factory=dict)
+    journal: list[str] = field(default_factory=list)
+    """Digests of the QoS 1 deliveries that are not copies, in order."""
     rejected: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     health: dict[int, HealthRow] = field(default_factory=dict)
@@ -185,6 +204,8 @@ class BatchStore:
         """The database's dialect name, for building statement parameters ahead."""
         self.directory = directory
         self.reported = reported
+        self._journal_seq: int | None = None
+        self._pruned_at: datetime | None = None
         self.root = root
         self.security = security
         self._topics: dict[str, ParsedTopic | None] = {}
@@ -257,9 +278,11 @@ class BatchStore:
         for n, item in enumerate(items, 1):
             if pause is not None and n % PAUSE_EVERY == 0:
                 pause()
-            if known and item.dup and known.get(item.packet_id) == item.digest:
+            if item.replayed or (known and item.dup and known.get(item.packet_id) == item.digest):
                 out.duplicates += 1
                 continue
+            if item.packet_id:
+                out.journal.append(item.digest)
             outcome = self._classify(item)
             if outcome is None:
                 out.ignored += 1
@@ -339,6 +362,7 @@ class BatchStore:
         # earlier connections, also those committed after this one began.
         marked_at = max((i.received_at for i in items), default=now)
         bulk.upsert_markers(session, self.session_name, batch.markers, marked_at)
+        result.journal_seq = self._journal(session, batch.journal, now)
         if self.security is not None:
             before, after = self.security.clip_window
             for home_id, at in batch.calls:
@@ -352,6 +376,19 @@ class BatchStore:
         MESSAGES.labels("rejected").inc(result.rejected)
         MESSAGES.labels("duplicate").inc(result.duplicates)
         return result
+
+    def _journal(self, session: Session, digests: list[str], now: datetime) -> int | None:
+        """Journal the batch's deliveries; prune old batches now and then."""
+        if not digests:
+            return None
+        if self._journal_seq is None:
+            self._journal_seq = replay.last_seq(session, self.session_name)
+        self._journal_seq += 1  # a batch that fails to commit leaves a gap: harmless
+        replay.append(session, self.session_name, self._journal_seq, digests, now)
+        if self._pruned_at is None or now - self._pruned_at > JOURNAL_PRUNE_EVERY:
+            replay.prune(session, self.session_name, now - JOURNAL_KEEP)
+            self._pruned_at = now
+        return self._journal_seq
 
     def _alarm_panels(
         self,

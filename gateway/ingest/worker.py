@@ -53,11 +53,12 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from devices.topics import all_devices_filter, events_notice_topic
+from devices.topics import all_devices_filter, events_notice_topic, ingest_watermark_topic
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
 from gateway.ingest.mqtt import Incoming, IngestLink, LinkConfig
+from gateway.ingest.replay import Replay, Watermarks
 from gateway.ingest.states import StateCache
 from gateway.ingest.store import BatchStore, Prepared, Received
 from gateway.security.panel import SecurityService
@@ -94,6 +95,10 @@ class IngestConfig:
         return f"$share/{SHARE_GROUP}/{plain}" if self.shared else plain
 
     @property
+    def watermark_topic(self) -> str:
+        return ingest_watermark_topic(self.root, self.session_name)
+
+    @property
     def other_subscription(self) -> str:
         """The form not in use, dropped at connect so a switch cannot double-deliver."""
         plain = all_devices_filter(self.root)
@@ -107,6 +112,8 @@ class _ProbeAnswered:
     epoch: int
     acked: list[tuple[int, str]] = field(default_factory=list)
     connect_probe: bool = False
+    seq: int | None = None
+    """The journal number of the newest batch among ``acked``."""
 
 
 _frozen = threading.Lock()
@@ -232,6 +239,14 @@ class IngestWorker:
         """(epoch, when that connection began), replaced as one."""
         self._fresh_epoch = 0
         """The last connection on which a first delivery (QoS 1, not DUP) was seen."""
+        self._watermarks = Watermarks(cfg.session_name)
+        self._started = 0
+        """The connection whose deliveries the writer takes: its connect probe
+        was answered. Until then they are held (a replay is decided first)."""
+        self._held: list[Received] = []
+        self._replay: Replay | None = None
+        self._journal_seq: int | None = None
+        """The committer's newest journal number, for the next probe."""
         self._probes: dict[int, _ProbeAnswered] = {}
         self._probe_lock = threading.Lock()
         self.ready = threading.Event()
@@ -278,6 +293,9 @@ class IngestWorker:
             self._probes.clear()  # an older connection's probes are never answered
         self._link.unsubscribe(epoch, self.cfg.other_subscription)
         self._link.subscribe(epoch, self.cfg.subscription, qos=1)
+        # At QoS 0 the retained watermark is not held back behind the queue,
+        # and arrives before the probe's answer.
+        self._link.subscribe(epoch, self.cfg.watermark_topic, qos=0)
         self._probe(_ProbeAnswered(epoch, connect_probe=True))
         log.info(
             "ingest %s connected (session present: %s)", self.cfg.session_name, session_present
@@ -306,10 +324,13 @@ class IngestWorker:
     def _on_messages(self, epoch: int, messages: list[Incoming]) -> None:
         # One time of receipt for the messages of one read.
         at = utcnow()
-        items = [
-            Received(topic, payload, packet_id, dup, epoch=epoch, received_at=at)
-            for topic, payload, packet_id, dup in messages
-        ]
+        watermark = self.cfg.watermark_topic
+        items = []
+        for topic, payload, packet_id, dup in messages:
+            if topic == watermark:
+                self._watermarks.found(epoch, payload)
+            else:
+                items.append(Received(topic, payload, packet_id, dup, epoch=epoch, received_at=at))
         self._inbox.put_many(items, self._stop, self._link.ping_if_due)
 
     # --- writer thread --------------------------------------------------------
@@ -338,10 +359,19 @@ class IngestWorker:
             # Storing the old copies too could put a message and its
             # redelivery into one batch, before any marker exists.
             items = [b for b in batch if isinstance(b, Received) and b.epoch == epoch]
+            answered = False
             for answer in (b for b in batch if isinstance(b, _ProbeAnswered)):
                 confirmed.extend(answer.acked)
-                if answer.connect_probe and answer.epoch == epoch:
-                    self.ready.set()
+                if answer.epoch == epoch and answer.seq is not None:
+                    self._publish_watermark(answer.seq)
+                answered |= answer.connect_probe and answer.epoch == epoch
+            if self._started != epoch:
+                # Hold the connection's deliveries until its watermark is known.
+                self._held = [i for i in self._held if i.epoch == epoch] + items
+                if not answered or not self._start(epoch):
+                    continue
+                items, self._held = self._held, []
+            self._mark_replays(items)
             if self._fresh_epoch != epoch and any(i.packet_id and not i.dup for i in items):
                 # The broker sends what an earlier connection left unacknowledged
                 # (DUP) ahead of any first delivery at QoS 1, also those it
@@ -367,6 +397,49 @@ class IngestWorker:
                     continue
             confirmed, stale_before = [], None
 
+    def _start(self, epoch: int) -> bool:
+        """Take connection ``epoch``'s deliveries from now on, knowing what it
+        will replay: read once the committer has nothing in hand, so the
+        journal is complete. False if stopping."""
+        with self._jobs.all_tasks_done:
+            while self._jobs.unfinished_tasks and not self._stop.is_set():
+                self._jobs.all_tasks_done.wait(0.2)
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                with self.db.session() as session:
+                    self._replay = self._watermarks.replay_for(epoch, session)
+            except SQLAlchemyError as exc:
+                log.warning("ingest: database unavailable (%s); retry in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            self._started = epoch
+            self.ready.set()
+            return True
+        return False
+
+    def _mark_replays(self, items: list[Received]) -> None:
+        """Mark the copies a restored broker sends again (gateway.ingest.replay)."""
+        replay = self._replay
+        if replay is None:
+            return
+        for item in items:
+            if item.packet_id and replay.recognise(item.digest):
+                item.replayed = True
+        if replay.done:
+            self._replay = None
+            log.warning(
+                "ingest %s: %d messages the broker sent again from its snapshot recognised",
+                self.cfg.session_name,
+                replay.recognised,
+            )
+
+    def _publish_watermark(self, seq: int) -> None:
+        """Retained, after the broker confirmed the PUBACKs up to batch ``seq``."""
+        if self._link.publish(self.cfg.watermark_topic, str(seq).encode(), retain=True):
+            self._watermarks.published = seq
+
     def _commit_loop(self) -> None:
         """Commit the classified batches in order, acknowledge each after its commit."""
         confirmed: list[tuple[int, str]] = []
@@ -389,7 +462,9 @@ class IngestWorker:
                 # not acknowledged, so the broker redelivers it on reconnect.
                 log.exception("ingest: unexpected error writing a batch")
                 self._stop.wait(1.0)
+                self._jobs.task_done()
                 continue
+            self._jobs.task_done()
             if not committed:
                 return  # stopping
             confirmed, stale_before = [], None
@@ -453,6 +528,7 @@ class IngestWorker:
                 return self._commit(items[:half], [], stale_before) and self._commit(
                     items[half:], [], None
                 )
+            self._journal_seq = result.journal_seq or self._journal_seq
             self.duplicates += result.duplicates
             if result.duplicates:
                 log.info("ingest: %d redelivered messages recognised", result.duplicates)
@@ -510,7 +586,7 @@ class IngestWorker:
         epoch = self._epoch
         acked = [(i.packet_id, i.digest) for i in items if i.epoch == epoch and i.packet_id]
         if acked and self._link.ack(epoch, [packet_id for packet_id, _ in acked]):
-            self._probe(_ProbeAnswered(epoch, acked=acked))
+            self._probe(_ProbeAnswered(epoch, acked=acked, seq=self._journal_seq))
 
     def stop(self) -> None:
         self._stop.set()
