@@ -6,9 +6,13 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# Every file the code uses from them is checked by tests/test_system_packages.py:
+# gstreamer1.0-x has clockoverlay (the demo camera), libc6-dev the C headers
+# of bench.ingest's publisher (gcc only recommends it; apt runs without recommends).
 DEB_PACKAGES := python3-venv mosquitto mosquitto-clients postgresql ffmpeg chromium iproute2 util-linux \
 	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav libmosquitto-dev gcc
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav \
+	gstreamer1.0-x libmosquitto-dev gcc libc6-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo run test test-fast lint bench system-deps venv clean

@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -128,36 +130,77 @@ def secure_demo_home(ctx: AppContext) -> None:
             )
 
 
-def _start_camera(stack: ExitStack) -> str | None:
-    """Start the GStreamer test camera under Debian's python3, if available."""
+def rtsp_describe(url: str, timeout: float = 10.0) -> str:
+    """The status line a camera answers an RTSP DESCRIBE of ``url`` with;
+    ``OSError`` if it does not answer.
+
+    A GStreamer RTSP server listens as soon as it starts but builds a mount's
+    pipeline only when a client asks: a missing plugin shows as a 5XX to every
+    client, never at start-up. DESCRIBE is the first thing a reader sends.
+    """
+    parts = urlsplit(url)
+    request = f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port or 554), timeout=timeout) as sock:
+        sock.sendall(request.encode())
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed without an answer")
+            reply += chunk
+    return reply.split(b"\r\n", 1)[0].decode(errors="replace").strip()
+
+
+def camera_problem(url: str) -> str | None:
+    """``None`` if the camera answers DESCRIBE with 200, else what is wrong, in words."""
+    try:
+        status = rtsp_describe(url)
+    except OSError as exc:
+        return f"no answer to RTSP DESCRIBE ({exc})"
+    if status.split(" ", 2)[1:2] == ["200"]:
+        return None
+    return (
+        f"it answers RTSP DESCRIBE with {status!r}: its GStreamer pipeline "
+        "(devices/testcamera.py) does not start. A missing plugin? "
+        "`make system-deps` installs them"
+    )
+
+
+def _start_camera(stack: ExitStack) -> tuple[str, str | None]:
+    """Start the GStreamer test camera under Debian's python3; its URL, and
+    ``None`` if it answers, else why it does not."""
+    url = _camera_url()
     system_python = shutil.which("python3", path="/usr/bin")
     if system_python is None:
-        log.warning("no /usr/bin/python3: the demo runs without a test camera stream")
-        return None
-    url = _camera_url()
+        return url, "no /usr/bin/python3 to run the GStreamer RTSP server"
     port = url.rsplit(":", 1)[1].split("/")[0]
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
         [system_python, "-m", "devices.testcamera", "--port", port],
         cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.PIPE,  # its first line: the URL, once it listens
+        text=True,  # its stderr is the demo's: GStreamer's own errors show there
         start_new_session=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
+    out = proc.stdout
+    assert out is not None
+    line = out.readline().strip()
     if not line.startswith("rtsp://"):
-        _, err = proc.communicate(timeout=5)
-        log.warning("test camera did not start: %s", (err or line).strip())
-        return None
+        out.close()
+        return url, f"it did not start (exit code {proc.wait(5)}; its error is above)"
 
     def _stop() -> None:
         proc.terminate()
         proc.wait(5)
+        out.close()
 
     stack.callback(_stop)
-    return line
+    return line, camera_problem(line)
+
+
+def camera_banner(url: str, problem: str | None) -> str:
+    """The banner's camera line: the bare URL only when the camera answered."""
+    return url if problem is None else f"NOT WORKING: {url}: {problem}"
 
 
 def run_demo(settings: Settings) -> None:
@@ -166,7 +209,9 @@ def run_demo(settings: Settings) -> None:
         assert ctx is not None
         specs = provision_demo_home(ctx)
         secure_demo_home(ctx)
-        camera = _start_camera(stack)
+        camera, problem = _start_camera(stack)
+        if problem is not None:
+            log.error("the demo's test camera does not work: %s", problem)
         # After the camera is provisioned and serving: recording starts at once.
         start_recorder(settings, ctx.secrets, ctx.db, stack)
         for spec in specs:
@@ -184,7 +229,7 @@ def run_demo(settings: Settings) -> None:
             f"   (POST {base}/api/v1/dispatch/login)",
             f"  admin token   {ctx.secrets.admin_token}",
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
-            f"  test camera   {camera or 'not running (GStreamer RTSP server missing)'}",
+            f"  test camera   {camera_banner(camera, problem)}",
             f"  live view     {base}/live   (log in as the subscriber; WebRTC, see docs/live.md)",
             "  Ctrl-C stops everything.",
             "",

@@ -1,14 +1,17 @@
 """``moydom demo`` as a user runs it: a subprocess that becomes ready, serves the
-admin API, whose simulated devices publish to its broker, and that Ctrl-C stops."""
+admin API, whose simulated devices publish to its broker, and that Ctrl-C stops;
+its banner shows the test camera's URL only when the camera answers."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.demo import camera_problem
+from tests.rtsp import RtspServer, encode
 from tests.support import free_port, mqtt_connect
 
 ROOT = Path(__file__).resolve().parent.parent
+BANNER_END = "Ctrl-C stops everything."
 
 
 def _port_open(port: int) -> bool:
@@ -28,39 +34,134 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class Demo:
+    """``moydom demo`` as a child process, its output (stdout and stderr) read as it comes."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.mqtt_port, self.http_port, self.rtsp_port = free_port(), free_port(), free_port()
+        env = {
+            **{k: v for k, v in env.items() if not k.startswith("MOYDOM_")},
+            "MOYDOM_MQTT_URL": f"mqtt://127.0.0.1:{self.mqtt_port}",
+            "MOYDOM_HTTP_PORT": str(self.http_port),
+            "MOYDOM_DEMO_RTSP_PORT": str(self.rtsp_port),
+            "MOYDOM_RECORDER_SEGMENT_S": "2",
+        }
+        moydom = Path(sys.executable).with_name("moydom")
+        self.proc = subprocess.Popen(
+            [str(moydom), "demo"],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def banner(self, timeout: float = 60) -> list[str]:
+        """The banner's lines, once it is printed."""
+        deadline = time.monotonic() + timeout
+        while BANNER_END not in self.output:
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < deadline, f"no banner in {timeout} s: {self.output}"
+            time.sleep(0.1)
+        start = max(i for i, line in enumerate(self.lines) if line == "moydom demo")
+        return self.lines[start:]
+
+    def healthy(self, timeout: float = 30) -> float:
+        """Seconds from now until the API answers its health check."""
+        started = time.monotonic()
+        url = f"http://127.0.0.1:{self.http_port}/api/v1/health"
+        while time.monotonic() - started < timeout:
+            assert self.proc.poll() is None, self.output
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"demo never became healthy: {self.output}")
+
+    def stop(self, stop_signal: int = signal.SIGINT) -> int:
+        self.proc.send_signal(stop_signal)
+        code = self.proc.wait(20)
+        self._reader.join(5)
+        return code
+
+
+def test_the_camera_check_tells_a_working_camera_from_a_broken_one() -> None:
+    """A camera whose pipeline cannot be built listens, and answers every
+    DESCRIBE with 503: the check says so; a working one passes; a closed port
+    is no answer."""
+    good = f"( videotestsrc is-live=true ! {encode(160, 120, 5)} )"
+    broken = "( videotestsrc is-live=true ! nosuchelement ! rtph264pay name=pay0 pt=96 )"
+    with RtspServer(free_port(), {"/good": good, "/broken": broken}) as server:
+        assert camera_problem(server.url("/good")) is None
+        problem = camera_problem(server.url("/broken"))
+        assert problem is not None
+        assert "503 Service Unavailable" in problem and "make system-deps" in problem
+    gone = camera_problem(f"rtsp://127.0.0.1:{server.port}/good")
+    assert gone is not None and gone.startswith("no answer to RTSP DESCRIBE")
+
+
+def _without_plugin(tmp: Path, plugin: str) -> dict[str, str]:
+    """GStreamer's environment with every system plugin but ``plugin`` (a file
+    name such as ``libgstpango.so``): a machine without the package that ships it."""
+    inspect = subprocess.run(
+        ["gst-inspect-1.0", "videotestsrc"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"^\s*Filename\s+(\S+)", inspect, re.MULTILINE)
+    assert match
+    plugins = tmp / "plugins"
+    plugins.mkdir()
+    for lib in Path(match.group(1)).parent.glob("*.so"):
+        if lib.name != plugin:
+            (plugins / lib.name).symlink_to(lib)
+    return {
+        **os.environ,
+        "GST_PLUGIN_SYSTEM_PATH_1_0": str(plugins),
+        "GST_REGISTRY_1_0": str(tmp / "registry.bin"),
+    }
+
+
+@pytest.mark.slow
+def test_the_demo_says_clearly_when_its_camera_does_not_answer(tmp_path: Path) -> None:
+    """Without ``gstreamer1.0-x`` (``clockoverlay`` is in its pango plugin) the
+    camera's server runs but answers 503: the banner says the camera does not
+    work and why, instead of printing its URL as if it did; the rest runs."""
+    (tmp_path / "run").mkdir()
+    demo = Demo(tmp_path / "run", _without_plugin(tmp_path, "libgstpango.so"))
+    try:
+        banner = demo.banner()
+        line = next(line for line in banner if "test camera" in line)
+        url = f"rtsp://127.0.0.1:{demo.rtsp_port}/demo"
+        assert line.split("test camera", 1)[1].strip().startswith(f"NOT WORKING: {url}: "), line
+        assert "503 Service Unavailable" in line and "make system-deps" in line, line
+        demo.healthy()  # the rest of the demo runs
+    finally:
+        code = demo.stop()
+    assert code == 0, demo.output
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int) -> None:
-    mqtt_port, http_port, rtsp_port = free_port(), free_port(), free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MOYDOM_")},
-        "MOYDOM_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
-        "MOYDOM_HTTP_PORT": str(http_port),
-        "MOYDOM_DEMO_RTSP_PORT": str(rtsp_port),
-        "MOYDOM_RECORDER_SEGMENT_S": "2",
-    }
-    moydom = Path(sys.executable).with_name("moydom")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [str(moydom), "demo"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    demo = Demo(tmp_path, dict(os.environ))
+    mqtt_port, http_port, rtsp_port = demo.mqtt_port, demo.http_port, demo.rtsp_port
     try:
         base = f"http://127.0.0.1:{http_port}/api/v1"
-        ready = None
-        while time.monotonic() - started < 30:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    ready = time.monotonic() - started
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert ready is not None, "demo never became healthy"
-        print(f"moydom demo ready in {ready:.2f}s")
+        print(f"moydom demo ready in {demo.healthy():.2f}s")
+        # The camera answered its DESCRIBE: the banner shows the bare URL.
+        assert f"  test camera   rtsp://127.0.0.1:{rtsp_port}/demo" in demo.banner()
 
         secrets = json.loads((tmp_path / "var" / "secrets.json").read_text())
         admin = {"Authorization": f"Bearer {secrets['admin_token']}"}
@@ -123,7 +224,6 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
             time.sleep(0.5)
         assert recorded(), "the demo records its test camera"
     finally:
-        proc.send_signal(stop_signal)
-        out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out.decode()
+        code = demo.stop(stop_signal)
+    assert code == 0, demo.output
     assert not _port_open(mqtt_port) and not _port_open(http_port) and not _port_open(rtsp_port)
