@@ -1,13 +1,28 @@
 """The embedded broker: moydom starts Mosquitto with its generated config and
-restarts it if it dies, so a one-box install needs no broker set-up."""
+restarts it if it dies, so a one-box install needs no broker set-up.
+
+The broker must not outlive moydom: a Mosquitto orphaned by a SIGKILLed
+gateway would hold the port, and the next start would refuse. Two guards: it
+is started under ``setpriv --pdeathsig TERM`` from the supervisor thread (the
+parent-death signal fires when the forking *thread* ends, and that thread
+lives exactly as long as the broker should), and its pid is written to a
+pidfile the next start checks, reaping the process if it is still our
+Mosquitto on our config (setpriv missing, or a kill between fork and exec).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
 
 from gateway.broker.config import BrokerConfig, write
 
@@ -50,6 +65,48 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _cmdline(pid: int) -> list[str]:
+    """The arguments of a live process; empty for a zombie or a gone one."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+def _runs_config(pid: int, conf_path: Path) -> bool:
+    args = _cmdline(pid)
+    return any(a == "-c" and b == str(conf_path) for a, b in pairwise(args))
+
+
+def reap_orphan(pidfile: Path, conf_path: Path, timeout: float = 10.0) -> int | None:
+    """Stop the broker an earlier, killed moydom left running on ``conf_path``.
+
+    Only a process whose command line is ``… -c <conf_path>`` is ours; a pid
+    reused by anything else is left alone. Returns the pid reaped, if any.
+    """
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not _runs_config(pid, conf_path):
+        pidfile.unlink(missing_ok=True)
+        return None
+    log.warning("stopping mosquitto (pid %d) left running by an earlier moydom", pid)
+    deadline = time.monotonic() + timeout
+    sig = signal.SIGTERM  # let it save its persistence file
+    while _runs_config(pid, conf_path):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
 class EmbeddedBroker:
     """A supervised Mosquitto child process.
 
@@ -85,10 +142,18 @@ class EmbeddedBroker:
             raise BrokerError(f"mosquitto_ctrl dynsec init failed: {result.stderr.strip()}")
         self.cfg.dynsec_path.chmod(0o600)
 
+    @property
+    def pidfile(self) -> Path:
+        return self.cfg.state_dir / "mosquitto.pid"
+
     def _spawn(self) -> subprocess.Popen[bytes]:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            log.warning("setpriv not found: mosquitto may outlive a killed moydom (util-linux)")
+        guard = [setpriv, "--pdeathsig", "TERM"] if setpriv else []
         try:
-            return subprocess.Popen(
-                [self._binary, "-c", str(self.cfg.conf_path)],
+            proc = subprocess.Popen(
+                [*guard, self._binary, "-c", str(self.cfg.conf_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -96,8 +161,11 @@ class EmbeddedBroker:
             )
         except FileNotFoundError as exc:
             raise BrokerError(f"{self._binary} not found; install mosquitto") from exc
+        self.pidfile.write_text(f"{proc.pid}\n")  # setpriv execs: the same pid
+        return proc
 
     def _launch(self, timeout: float) -> None:
+        reap_orphan(self.pidfile, self.cfg.conf_path)
         ensure_port_free(self.cfg.host, self.cfg.port)
         proc = self._spawn()
         try:
@@ -118,12 +186,33 @@ class EmbeddedBroker:
     def start(self, timeout: float = 10.0) -> None:
         write(self.cfg)
         self._init_dynsec()
-        self._launch(timeout)
-        self._supervisor = threading.Thread(target=self._supervise, name="broker", daemon=True)
+        started = threading.Event()
+        failure: list[BrokerError] = []
+
+        def first_launch() -> bool:
+            try:
+                self._launch(timeout)
+                return True
+            except BrokerError as exc:
+                failure.append(exc)
+                return False
+            finally:
+                started.set()
+
+        # Every spawn happens on the supervisor thread (see the module docstring).
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(first_launch,), name="broker", daemon=True
+        )
         self._supervisor.start()
+        started.wait()
+        if failure:
+            self._supervisor.join()
+            raise failure[0]
         log.info("mosquitto listening on %s:%d", self.cfg.host, self.cfg.port)
 
-    def _supervise(self) -> None:
+    def _supervise(self, first_launch: Callable[[], bool]) -> None:
+        if not first_launch():
+            return
         backoff = 0.2
         while not self._stopping.is_set():
             with self._lock:
@@ -153,13 +242,13 @@ class EmbeddedBroker:
         self._stopping.set()
         with self._lock:
             proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self._supervisor is not None:
             self._supervisor.join(timeout)
+        self.pidfile.unlink(missing_ok=True)
