@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -481,6 +482,11 @@ async def _exchange_raw(port: int, frame: bytes) -> bytes:
         await writer.wait_closed()
 
 
+def _data_account(content: str | None) -> str | None:
+    match = re.search(r"#([0-9A-Fa-f]{3,16})\|", content or "")
+    return match[1] if match else None
+
+
 def _receive(port: int, accounts: list[str]) -> None:
     """The receiver process: pysiaalarm's SIAClient, one JSON line per accepted event."""
     lock = threading.Lock()
@@ -496,6 +502,8 @@ def _receive(port: int, accounts: list[str]) -> None:
             "sequence": event.sequence,
             "receiver": event.receiver,
             "encrypted": event.encrypted,
+            # The data block's account (the home's), next to the header's above.
+            "data_account": _data_account(event.content),
         }
         with lock:
             sys.stdout.write(json.dumps(record) + "\n")

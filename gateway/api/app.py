@@ -10,6 +10,7 @@ from prometheus_client import make_asgi_app
 
 from gateway import pages
 from gateway.api.routes import (
+    admin_alerts,
     admin_contracts,
     admin_devices,
     admin_ingest,
@@ -65,6 +66,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         admin_devices,
         admin_ingest,
         admin_security,
+        admin_alerts,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -210,3 +210,5 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "down"]
     broker: Literal["ok", "down"]
+    alerts: list[str] = Field(default_factory=list)
+    """Keys of the open operator alerts (``gateway.operator_alerts``)."""
