@@ -40,4 +40,6 @@ class AppContext:
             window_s=s.login_window_s,
             max_per_contract=s.login_max_failures_per_contract,
             max_per_address=s.login_max_failures_per_address,
+            max_per_pair=s.login_max_failures_per_pair,
+            max_delay_s=s.login_max_delay_s,
         )

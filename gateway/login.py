@@ -1,17 +1,31 @@
-"""Subscriber login with throttling.
+"""Logins with throttling that an attacker cannot turn against the owner.
 
-Every failure is a row in ``login_failures``. Throttling counts those rows in
-a sliding window, per contract number and per client address, so it holds
-across restarts and across several API processes sharing one database.
+Every failure is a row in ``login_failures``; throttling counts those rows in
+a sliding window, so it holds across restarts and across several API
+processes sharing one database. Three counts, each answering one attack:
+
+- per contract *and* address: guessing one contract's password from one
+  place. After ``max_per_pair`` failures that pair waits the window out;
+- per address: one place spraying many contracts. After ``max_per_address``
+  failures that address waits the window out;
+- per contract from anywhere: guessing from many addresses. After
+  ``max_per_contract`` failures the contract only *slows down*: each attempt
+  waits 1, 2, 4 … up to ``max_delay_s`` seconds after the latest failure.
+  An owner at an address of their own is never locked out for the window
+  by what others typed (a reset by code is the way out of a sustained attack).
+
+IPv6 clients are counted per /64, the block one subscriber line gets.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.db.engine import Database
@@ -22,7 +36,7 @@ from gateway.tokens import Principal
 
 COUNTED_REASONS = ("unknown_contract", "bad_password")
 """Failures that count towards throttling. Throttled attempts are recorded but
-not counted, so a locked-out owner is free again when the window passes."""
+not counted, so a throttled pair is free again when the window passes."""
 
 
 @dataclass(frozen=True)
@@ -30,24 +44,51 @@ class ThrottlePolicy:
     window_s: int
     max_per_contract: int
     max_per_address: int
+    max_per_pair: int
+    max_delay_s: int
 
 
-def _retry_after(
-    session: Session, *, column: str, value: str, limit: int, window: timedelta, now: datetime
-) -> int | None:
-    """Seconds until fewer than ``limit`` counted failures remain in the window."""
-    col = getattr(LoginFailure, column)
-    recent = session.scalars(
+def address_key(address: str) -> str:
+    """What an address is counted as: itself, or its /64 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _counted(*where: Any, since: datetime) -> Any:
+    return (
         select(LoginFailure.at)
-        .where(col == value, LoginFailure.at > now - window)
+        .where(*where, LoginFailure.at > since)
         .where(LoginFailure.reason.in_(COUNTED_REASONS))
-        .order_by(LoginFailure.at.desc())
-        .limit(limit)
-    ).all()
+    )
+
+
+def _window_wait(session: Session, query: Any, limit: int, window: timedelta, now: datetime) -> int:
+    """Seconds until fewer than ``limit`` counted failures remain in the window (0: none)."""
+    recent = session.scalars(query.order_by(LoginFailure.at.desc()).limit(limit)).all()
     if len(recent) < limit:
-        return None
-    oldest_that_blocks = recent[-1]
-    return max(1, math.ceil((oldest_that_blocks + window - now).total_seconds()))
+        return 0
+    return max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+
+
+def _slowdown_wait(session: Session, key: str, policy: ThrottlePolicy, now: datetime) -> int:
+    """Seconds until a contract failing from many addresses takes its next attempt."""
+    since = now - timedelta(seconds=policy.window_s)
+    counted = _counted(LoginFailure.contract_number == key, since=since).subquery()
+    failures, latest = session.execute(
+        select(func.count(), func.max(counted.c.at)).select_from(counted)
+    ).one()
+    if failures < policy.max_per_contract or latest is None:
+        return 0
+    delay = min(policy.max_delay_s, 2 ** min(failures - policy.max_per_contract, 16))
+    left = (latest + timedelta(seconds=delay) - now).total_seconds()
+    return math.ceil(left) if left > 0 else 0
 
 
 def record_failure(db: Database, key: str, address: str, reason: str, now: datetime) -> None:
@@ -55,37 +96,30 @@ def record_failure(db: Database, key: str, address: str, reason: str, now: datet
     with db.transaction() as session:
         session.add(
             LoginFailure(
-                contract_number=key[:64], client_address=address[:64], reason=reason, at=now
+                contract_number=key[:64], client_address=address_key(address), reason=reason, at=now
             )
         )
 
 
 def guard(db: Database, policy: ThrottlePolicy, *, key: str, address: str, now: datetime) -> None:
-    """Raise ``Throttled`` (and record it) when ``key`` or ``address`` failed too often."""
+    """Raise ``Throttled`` (and record it) when this pair or this address failed
+    too often, or the contract is slowed down and its next attempt is not due."""
     window = timedelta(seconds=policy.window_s)
+    since, where = now - window, address_key(address)
+    by_key, by_address = LoginFailure.contract_number == key, LoginFailure.client_address == where
     with db.session() as session:
-        waits = [
-            _retry_after(
-                session,
-                column="contract_number",
-                value=key,
-                limit=policy.max_per_contract,
-                window=window,
-                now=now,
+        wait = max(
+            _window_wait(
+                session, _counted(by_key, by_address, since=since), policy.max_per_pair, window, now
             ),
-            _retry_after(
-                session,
-                column="client_address",
-                value=address,
-                limit=policy.max_per_address,
-                window=window,
-                now=now,
+            _window_wait(
+                session, _counted(by_address, since=since), policy.max_per_address, window, now
             ),
-        ]
-    blocked = [w for w in waits if w is not None]
-    if blocked:
+            _slowdown_wait(session, key, policy, now),
+        )
+    if wait:
         record_failure(db, key, address, "throttled", now)
-        raise Throttled("too many failed logins; try again later", max(blocked))
+        raise Throttled("too many failed logins; try again later", wait)
 
 
 def authenticate(

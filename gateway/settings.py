@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, IPvAnyAddress, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +87,16 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where a process without the api role serves /metrics (the api serves its own)."""
+    metrics_token: SecretStr | None = None
+    """Bearer token for the api's /metrics (unset: the admin token)."""
+    trusted_proxies: list[IPvAnyNetwork] = []
+    """Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (none: the peer is the client)."""
+    allowed_origins: list[str] = []
+    """Browser origins besides the gateway's own that may open its WebSockets."""
+    http_max_body_bytes: int = Field(default=1 << 20, ge=0)
+    """Larger request bodies get 413 before they are read."""
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's headers must arrive within this, or the connection is closed."""
 
     admin_token: SecretStr | None = None
     secret_key: SecretStr | None = None
@@ -174,8 +192,13 @@ class Settings(BaseSettings):
     loopback, aioice's choice)."""
 
     login_window_s: int = Field(default=900, gt=0)
-    login_max_failures_per_contract: int = Field(default=5, gt=0)
+    login_max_failures_per_contract: int = Field(default=10, gt=0)
+    """Failures on a contract, from any addresses, after which its logins slow down."""
     login_max_failures_per_address: int = Field(default=20, gt=0)
+    login_max_failures_per_pair: int = Field(default=5, gt=0)
+    """Failures of one contract from one address after which that pair waits the window out."""
+    login_max_delay_s: int = Field(default=30, gt=0)
+    """The longest a slowed-down contract makes the next attempt wait."""
 
     @classmethod
     def settings_customise_sources(
@@ -193,7 +216,9 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
-    @field_validator("admin_token", "secret_key", "mqtt_password", "mqtt_admin_password")
+    @field_validator(
+        "admin_token", "secret_key", "mqtt_password", "mqtt_admin_password", "metrics_token"
+    )
     @classmethod
     def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:

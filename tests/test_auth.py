@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from gateway.db.models import Contract, LoginFailure
@@ -49,12 +50,12 @@ def test_wrong_password_and_unknown_contract_are_401_and_recorded(gateway: Gatew
     assert reasons == ["bad_password", "unknown_contract"]
 
 
-def test_throttled_per_contract_with_retry_after(gateway_factory: Any) -> None:
-    gw: Gateway = gateway_factory(login_max_failures_per_contract=3, login_window_s=600)
+def test_throttled_per_contract_and_address_with_retry_after(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(login_max_failures_per_pair=3, login_window_s=600)
     gw.create_contract("5004")
     for _ in range(3):
         assert _login(gw, "5004", "wrong-password").status_code == 401
-    r = _login(gw, "5004", "correct horse 1")  # even the right password waits
+    r = _login(gw, "5004", "correct horse 1")  # even the right password waits, from there
     assert r.status_code == 429
     assert 1 <= int(r.headers["Retry-After"]) <= 600
     assert r.json()["detail"]
@@ -65,7 +66,7 @@ def test_throttled_per_contract_with_retry_after(gateway_factory: Any) -> None:
 
 
 def test_throttle_expires_with_the_window(gateway_factory: Any) -> None:
-    gw: Gateway = gateway_factory(login_max_failures_per_contract=2, login_window_s=1)
+    gw: Gateway = gateway_factory(login_max_failures_per_pair=2, login_window_s=1)
     gw.create_contract("5006")
     for _ in range(2):
         _login(gw, "5006", "wrong-password")
@@ -74,10 +75,55 @@ def test_throttle_expires_with_the_window(gateway_factory: Any) -> None:
     assert _login(gw, "5006", "correct horse 1").status_code == 200
 
 
+def _from(gw: Gateway, address: str) -> TestClient:
+    """The gateway's API as seen from another client address."""
+    return TestClient(gw.http.app, client=(address, 40000))
+
+
+def _login_from(gw: Gateway, address: str, number: str, password: str) -> Any:
+    return _from(gw, address).post(
+        "/api/v1/auth/login", json={"contract": number, "password": password}
+    )
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(gateway: Gateway) -> None:
+    """The attack of issue 12: five wrong passwords, and the owner's right one got 429."""
+    gateway.create_contract("5010")
+    for _ in range(5):
+        assert _login_from(gateway, "203.0.113.7", "5010", "wrong-password").status_code == 401
+    assert _login_from(gateway, "203.0.113.7", "5010", "correct horse 1").status_code == 429
+    assert _login_from(gateway, "198.51.100.2", "5010", "correct horse 1").status_code == 200
+
+
+def test_many_addresses_slow_a_contract_down_but_never_lock_it(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(login_max_failures_per_contract=4, login_max_delay_s=2)
+    gw.create_contract("5011")
+    codes = [  # a botnet: one quick guess from each of eight addresses
+        _login_from(gw, f"203.0.113.{n}", "5011", "wrong-password").status_code for n in range(8)
+    ]
+    assert codes[:4] == [401] * 4 and 429 in codes[4:], "guesses past the 4th must wait"
+    r = _login_from(gw, "198.51.100.2", "5011", "correct horse 1")
+    assert r.status_code == 429, "slowed down"
+    wait = int(r.headers["Retry-After"])
+    assert 1 <= wait <= 2
+    time.sleep(wait + 0.1)
+    assert _login_from(gw, "198.51.100.2", "5011", "correct horse 1").status_code == 200
+
+
+def test_ipv6_clients_are_counted_per_64(gateway_factory: Any) -> None:
+    gw: Gateway = gateway_factory(login_max_failures_per_pair=2)
+    gw.create_contract("5012")
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2::ffff"):
+        assert _login_from(gw, host, "5012", "wrong-password").status_code == 401
+    assert _login_from(gw, "2001:db8:1:2::42", "5012", "correct horse 1").status_code == 429
+    assert _login_from(gw, "2001:db8:1:3::1", "5012", "correct horse 1").status_code == 200
+    assert {f.client_address for f in _failures(gw)} == {"2001:db8:1:2::/64"}
+
+
 def test_throttled_per_client_address(gateway_factory: Any) -> None:
     gw: Gateway = gateway_factory(
         login_max_failures_per_address=4, login_max_failures_per_contract=100
-    )
+    )  # the pair limit never applies: every number is tried once
     gw.create_contract("5007")
     for n in range(4):  # spraying different contract numbers from one address
         assert _login(gw, f"77{n}", "guess-password").status_code == 401
