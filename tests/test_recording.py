@@ -17,13 +17,14 @@ from sqlalchemy import select
 from gateway.db.media_models import Clip, Recording
 from gateway.db.models import Device, Event, utcnow
 from gateway.db.security_models import Case, CaseStatus
+from gateway.recording.index import RECORDER_DOWN
 from gateway.recording.role import RecorderRole, load_cameras
 from gateway.recording.sweep import Floor, sweep
 from gateway.runtime import start_recorder
 from recorder.retention import RetentionPolicy
 from tests.conftest import Gateway
 from tests.rtsp import RtspServer, scene
-from tests.support import free_port
+from tests.support import MoydomProcess, free_port, moydom_env
 from tests.test_ingest import wait_until
 
 
@@ -166,3 +167,54 @@ def test_camera_settings_reach_the_recorder(recorded: Any) -> None:
     assert spec.retention(7.0) == RetentionPolicy(3, 7, 30)
     motion = spec.motion(default_on=False)
     assert motion is not None and motion.threshold == 40 and len(motion.mask) == 1
+
+
+def _availability(gw: Gateway, camera: str, token: dict[str, str]) -> list[dict[str, Any]]:
+    start = (utcnow() - timedelta(hours=1)).isoformat()
+    end = (utcnow() + timedelta(minutes=1)).isoformat()
+    r = gw.http.get(
+        f"/api/v1/cameras/{camera}/timeline", params={"start": start, "end": end}, headers=token
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json()["availability"])
+
+
+@pytest.mark.slow
+def test_a_recorder_killed_leaves_an_offline_mark_at_restart(recorded: Any) -> None:
+    """``moydom run --role recorder`` killed with SIGKILL says nothing; the next
+    start marks the camera offline where its footage ended, so the cabinet's
+    timeline shows the gap as the camera being away, not as online."""
+    gw, cam = recorded
+    token = gw.login("6101")
+    env = moydom_env(
+        var_dir=str(gw.settings.var_dir),
+        database_url=gw.settings.database_url,
+        mqtt_url=gw.settings.mqtt_url,
+        mqtt_broker="external",
+        archive_dir=str(gw.settings.archive_path()),
+        recorder_segment_s="2",
+        retention_sweep_s="3600",
+    )
+    crashed = MoydomProcess(env, gw.settings.var_dir, ["recorder"], "recorder")
+    try:
+        crashed.start()
+        wait_until(lambda: len(_rows(gw)) >= 2, 40)
+        time.sleep(1.0)  # into an open segment
+        crashed.kill()
+    finally:
+        crashed.stop()
+    assert [c["state"] for c in _availability(gw, cam["id"], token)] == ["online"]
+
+    role = _start(gw)
+    wait_until(lambda: len(_availability(gw, cam["id"], token)) >= 3, 30)
+    role.stop()
+    online, offline, back = _availability(gw, cam["id"], token)
+    assert (online["state"], offline["state"], back["state"]) == ("online", "offline", "online")
+    went, came = datetime.fromisoformat(offline["at"]), datetime.fromisoformat(back["at"])
+    assert went < came
+    before = [r for r in _rows(gw) if r.start < went]
+    assert before and went == max(r.end for r in before), "the mark is where footage ends"
+    assert not [r for r in _rows(gw) if went < r.start < came], "and nothing was recorded after"
+    with gw.ctx.db.session() as session:
+        query = select(Event).where(Event.event == "availability").order_by(Event.id)
+        assert [e.body["reason"] for e in session.scalars(query)][1] == RECORDER_DOWN

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,9 @@ from recorder.archive import reconcile, scan
 from recorder.layout import SegmentInfo
 from recorder.motion import MotionRange
 from recorder.source import CameraStatus
+
+#: The reason of the offline mark a restart puts where the recorder was away.
+RECORDER_DOWN = "recorder was not running"
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,37 @@ class IndexWriter:
                 gone = [self.relative(p) for p in missing]
                 session.execute(delete(Recording).where(Recording.path.in_(gone)))
         return len(to_index), len(missing)
+
+    def mark_downtime(self, camera: str) -> CameraStatus | None:
+        """At the recorder's start, close the timeline where it was away.
+
+        A crashed (or stopped) recorder says nothing, so the camera's last
+        state stays "online" over a gap with no footage. If it is, an offline
+        mark goes where the footage ends (after ``reconcile`` indexed what
+        the crash left); the camera's own "online" follows once it connects.
+        Call before the camera records; returns the mark written, if any.
+        """
+        ref = self.cameras[camera]
+        with self.db.transaction() as session:
+            last = session.scalars(
+                select(Event)
+                .where(Event.device_id == ref.device_id, Event.event == "availability")
+                .order_by(Event.id.desc())
+                .limit(1)
+            ).first()
+            if last is None or last.body.get("state") != "online":
+                return None
+            footage_end = session.scalar(
+                select(func.max(Recording.end)).where(Recording.device_id == ref.device_id)
+            )
+            at = max(filter(None, (footage_end, last.received_at)))
+            mark = CameraStatus(camera, online=False, at=at, reason=RECORDER_DOWN)
+            event = self._write(session, mark)
+            session.flush()
+            new = [(event.id, event.contract_id)] if event is not None else []
+        if new:
+            self.announce(new)
+        return mark
 
     def _run(self) -> None:
         while True:

@@ -102,6 +102,7 @@ class RecorderRole:
         self.index = IndexWriter(db, self.archive, {}, self._announce)
         self.recorders: dict[str, CameraRecorder] = {}
         self.paused: set[str] = set()
+        self._seen: set[str] = set()  # cameras set up since this role started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="recorder", daemon=True)
         self.ready = threading.Event()
@@ -157,6 +158,10 @@ class RecorderRole:
             indexed, dropped = self.index.reconcile(uid)
             if indexed or dropped:
                 log.info("camera %s: reconciled (%d indexed, %d dropped)", uid, indexed, dropped)
+            if uid not in self._seen:
+                self._seen.add(uid)
+                if (mark := self.index.mark_downtime(uid)) is not None:
+                    log.warning("camera %s: not recorded since %s (restart)", uid, mark.at)
             recorder = CameraRecorder(
                 uid,
                 spec.url,
