@@ -42,8 +42,7 @@ def test_case_is_resent_until_acknowledged_then_closed(
     homes: Homes, central_station: Receiver
 ) -> None:
     a, _ = homes
-    url = f"/api/v1/dispatch/stream?access_token={a.dispatcher['Authorization'][7:]}"
-    with a.gw.http.websocket_connect(url) as ws:
+    with a.gw.http.websocket_connect("/api/v1/dispatch/stream", headers=a.dispatcher) as ws:
         a.send("bath", {"water_leak": True})
         opened = ws.receive_json()
         assert opened["type"] == "case" and opened["case"]["alarm"] == "leak"
@@ -87,8 +86,11 @@ def test_subscriber_tokens_get_nothing_from_dispatch(
     a, _ = homes
     assert a.gw.http.get("/api/v1/dispatch/cases", headers=a.owner).status_code == 401
     assert a.gw.http.post("/api/v1/dispatch/cases/1/ack", headers=a.owner).status_code == 401
-    url = f"/api/v1/dispatch/stream?access_token={a.owner['Authorization'][7:]}"
-    with a.gw.http.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as closed:
+    url = "/api/v1/dispatch/stream"
+    with (
+        a.gw.http.websocket_connect(url, headers=a.owner) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
         ws.receive_json()
     assert closed.value.code == 4401
     # And a dispatcher's token is no subscriber's.

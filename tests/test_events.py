@@ -111,7 +111,9 @@ def test_history_needs_a_token(gateway: Gateway) -> None:
 def test_live_stream_sends_only_own_events(gateway: Gateway, two_homes: dict[str, Any]) -> None:
     a_token = two_homes["a"]["Authorization"].split()[1]
     with (
-        gateway.http.websocket_connect(f"/api/v1/stream?access_token={a_token}") as ws_a,
+        gateway.http.websocket_connect(
+            "/api/v1/stream", subprotocols=["moydom", f"bearer.{a_token}"]
+        ) as ws_a,
         gateway.http.websocket_connect("/api/v1/stream", headers=two_homes["b"]) as ws_b,
     ):
         time.sleep(0.3)  # both subscribed

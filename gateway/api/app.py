@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error shape, metrics."""
+"""The FastAPI application: routers, error shape, metrics, and the limits and
+headers every request gets (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
 
 from gateway import pages
+from gateway.api import metrics
+from gateway.api.middleware import SecurityHeaders, WebSocketOrigin
 from gateway.api.routes import (
     admin_alerts,
     admin_contracts,
@@ -49,6 +51,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         title="moydom",
         version="0.1.0",
         description="Home-services gateway API: contracts, devices, events, alarms, cameras.",
+        max_body_size=ctx.settings.http_max_body_bytes,  # 413 before a larger body is read
     )
     app.state.ctx = ctx
     api = APIRouter(prefix="/api/v1")
@@ -71,7 +74,10 @@ def create_app(ctx: AppContext) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)
-    app.mount("/metrics", make_asgi_app())
+    app.include_router(metrics.router)
+    docs = [path for path in (app.docs_url, app.redoc_url) if path]
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    app.add_middleware(WebSocketOrigin, allowed=ctx.settings.allowed_origins)
     app.add_exception_handler(MoydomError, _domain_error)
     app.add_exception_handler(Exception, _unexpected)
     return app

@@ -1,6 +1,11 @@
 """The WebSocket loop both live streams share: authenticate, then forward a
 hub subscription's items, re-checking the credentials every
-``stream_recheck_s`` however busy the stream is."""
+``stream_recheck_s`` however busy the stream is.
+
+A token is never taken from the URL (URLs end up in logs). Clients that can
+set headers send ``Authorization: Bearer …``; browsers, which cannot, offer
+two subprotocols, ``moydom`` and ``bearer.<token>``, and the server answers
+``moydom`` (``new WebSocket(url, ["moydom", "bearer." + token])``)."""
 
 from __future__ import annotations
 
@@ -21,12 +26,27 @@ WS_UNAUTHORIZED = 4401
 WS_FELL_BEHIND = 4408
 
 
+SUBPROTOCOL = "moydom"
+BEARER_SUBPROTOCOL = "bearer."
+
+
 def bearer_of(websocket: WebSocket) -> str | None:
-    """``Authorization: Bearer …`` or, for browsers, ``?access_token=…``."""
+    """``Authorization: Bearer …`` or, for browsers, the ``bearer.<token>`` subprotocol."""
     header = websocket.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:]
-    return websocket.query_params.get("access_token")
+    for offered in websocket.scope.get("subprotocols", []):
+        if offered.startswith(BEARER_SUBPROTOCOL):
+            return str(offered[len(BEARER_SUBPROTOCOL) :])
+    return None
+
+
+async def accept_stream(websocket: WebSocket) -> str | None:
+    """Accept the handshake (answering ``moydom`` if offered: a browser that offered
+    subprotocols drops a connection that names none) and return the bearer token."""
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    return bearer_of(websocket)
 
 
 def subscriber_of(ctx: AppContext, token: str | None) -> Principal | None:

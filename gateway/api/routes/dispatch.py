@@ -22,7 +22,7 @@ from gateway.api.security_schemas import (
     NoteBody,
     TeamBody,
 )
-from gateway.api.streaming import WS_UNAUTHORIZED, bearer_of, pump
+from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump
 from gateway.context import AppContext
 from gateway.db.models import utcnow
 from gateway.db.security_models import Case, CaseEntry, CaseStatus, Dispatcher
@@ -198,8 +198,7 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     """Every case that is not closed, first, then each case as it opens,
     changes or is re-sent: ``{"type": "case", "case": …}``. Close code 4401
     for a missing or invalid dispatcher token (a subscriber's included)."""
-    await websocket.accept()
-    token = bearer_of(websocket)
+    token = await accept_stream(websocket)
     if ctx.hub is None or not await asyncio.to_thread(_dispatcher_ok, ctx, token):
         await websocket.close(WS_UNAUTHORIZED, "dispatcher token required")
         return

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, WebSocket
 from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
 from gateway.api.security_schemas import AlertOut
-from gateway.api.streaming import WS_UNAUTHORIZED, bearer_of, pump, subscriber_of
+from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump, subscriber_of
 from gateway.db.models import Device, Event, Home
 from gateway.errors import MoydomError
 from gateway.live import Live, LiveEvent, event_view, shown
@@ -95,13 +95,14 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     """The caller's events and alerts as they are stored: messages
     ``{"type": "event", "event": …}`` and ``{"type": "alert", "alert": …}``.
 
-    Authenticate with ``Authorization: Bearer …`` or ``?access_token=…``.
+    Authenticate with ``Authorization: Bearer …`` or, from a browser, by offering
+    the subprotocols ``moydom`` and ``bearer.<token>``; a token in the URL is
+    ignored. A foreign ``Origin`` is refused (403) before this runs.
     Close codes: 4401 token missing, invalid, expired or contract suspended
     (checked again every ``stream_recheck_s``, 30 s by default); 4408 the
     client fell too far behind — fetch ``GET /events`` and reconnect.
     """
-    await websocket.accept()
-    token = bearer_of(websocket)
+    token = await accept_stream(websocket)
 
     def check() -> bool:
         return subscriber_of(ctx, token) is not None
