@@ -13,6 +13,7 @@ arrived, its end that plus the video's own duration.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,6 +90,7 @@ class SegmentWriter:
         self._video = -1
         self._open: _Open | None = None
         self._failing = False  # writing failed (disk full?): log once, not every keyframe
+        self._room = 1  # free bytes to try again after a failure: the last good segment's size
 
     def begin(self, video: av.VideoStream, audio: av.AudioStream | None) -> None:
         """Take the streams of a new connection; the next keyframe opens a segment."""
@@ -125,17 +127,25 @@ class SegmentWriter:
                 self._close()
                 seg = None
         if seg is None:
-            if not (is_video and packet.is_keyframe):
+            if not (is_video and packet.is_keyframe) or not self._has_room():
                 return
             try:
                 seg = self._open = self._start(dts * tick, wall)
             except (av.FFmpegError, OSError) as exc:
-                self._failed(f"cannot open a segment ({exc}); retrying at the next keyframe")
+                self._failed(f"cannot open a segment ({exc}); retrying when there is room")
                 return
-            if self._failing:
-                log.warning("%s: recording again", self.camera)
-                self._failing = False
         self._mux(seg, packet, dts, is_video)
+
+    def _has_room(self) -> bool:
+        """After a failure, a new segment waits for room for one like the last
+        good one: opening and deleting a file at every keyframe of a full disk
+        records nothing and floods the log."""
+        if not self._failing:
+            return True
+        try:
+            return shutil.disk_usage(self.archive_dir).free >= self._room
+        except OSError:
+            return True  # let the open fail and say why
 
     def end(self) -> None:
         """Close the open segment, if any (disconnect or stop)."""
@@ -216,6 +226,10 @@ class SegmentWriter:
                 "%s: cannot finalize %s; the next start-up scan will", self.camera, seg.path
             )
             return
+        self._room = max(info.bytes, 1)
+        if self._failing:  # only a whole segment on disk says the trouble is over
+            log.warning("%s: recording again", self.camera)
+            self._failing = False
         self._publish(info)
 
     def _abandon(self, seg: _Open) -> None:

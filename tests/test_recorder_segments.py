@@ -243,7 +243,7 @@ def test_a_full_disk_keeps_what_was_written_and_recording_resumes_when_space_ret
     infos: list[SegmentInfo] = []
     writer = SegmentWriter("hall", tiny_disk, infos.append, segment_s=2)
     evicted: list[SegmentInfo] = []
-    freed_at = T0 + timedelta(seconds=6.2)
+    freed_at = T0 + timedelta(seconds=5.2)
     begun = False
     for container, packet, wall in packets(source_file):
         if not begun:
@@ -267,3 +267,26 @@ def test_a_full_disk_keeps_what_was_written_and_recording_resumes_when_space_ret
     assert not list(tiny_disk.rglob("*.part"))
     open_files = [os.readlink(f) for f in Path("/proc/self/fd").iterdir() if f.is_symlink()]
     assert not [f for f in open_files if f.startswith(str(tiny_disk))], "no file left open"
+
+
+def test_a_disk_that_stays_full_is_logged_once_without_churning_files(
+    source_file: Path, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing frees space: one error for the whole outage, no "recording
+    again" (nothing was recorded), and no new file tried and deleted at every
+    keyframe while there is not room for a segment."""
+    infos: list[SegmentInfo] = []
+    writer = SegmentWriter("hall", tiny_disk, infos.append, segment_s=2)
+    begun = False
+    for container, packet, wall in packets(source_file):
+        if not begun:
+            writer.begin(container.streams.video[0], container.streams.audio[0])
+            begun = True
+        writer.write(packet, wall)
+    writer.end()
+    assert len(infos) >= 2, "the disk filled mid-stream"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "No space left" in errors[0]
+    assert not [r for r in caplog.records if "recording again" in r.getMessage()]
+    deleted = [r for r in caplog.records if "no complete fragment" in r.getMessage()]
+    assert len(deleted) <= 1
