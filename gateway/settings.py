@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     mosquitto_binary: str = "mosquitto"
     mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
     mosquitto_max_queued_messages: int = 200_000
+    mosquitto_autosave_interval_s: float = Field(default=0.5, gt=0)
+    """How often the embedded broker saves its state: a SIGKILLed broker loses
+    what it accepted since (docs/ingest.md, "A broker crash")."""
 
     ingest_worker: str = Field(
         default="",
@@ -133,9 +136,6 @@ class Settings(BaseSettings):
     recorder_preroll_s: float = Field(default=5.0, ge=0, le=60)
     recorder_motion: bool = True
     """Detect motion on every camera (a camera's settings can turn it off)."""
-    mosquitto_autosave_interval_s: int = Field(default=1, ge=1)
-    """How often the embedded broker saves its state: a SIGKILLed broker loses
-    what it accepted since (docs/ingest.md, "A broker crash")."""
     retention_days: float = Field(default=7.0, gt=0)
     """Default continuous, motion and event-clip retention (a camera's settings win)."""
     archive_min_free_bytes: int = Field(default=1 << 30, ge=0)
@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     central_station_host: str | None = None
     central_station_port: int = Field(default=12000, ge=1, le=65535)
     central_station_account: str = Field(default="", pattern=r"^[0-9A-Fa-f]{0,16}$")
-    """Default Contact ID account; a panel's own ``account`` wins."""
+    """The line account in every DC-09 frame's header (each panel's own account
+    stays in the data); empty: each panel's account is both (docs/central-station.md)."""
     central_station_key: SecretStr | None = None
     central_station_key_encoding: Literal["ascii", "hex"] = "ascii"
     """How the key is written: its characters are the AES key (``ascii``, as
