@@ -208,7 +208,21 @@ class EmbeddedBroker:
         if failure:
             self._supervisor.join()
             raise failure[0]
+        threading.Thread(target=self._save_periodically, name="broker-save", daemon=True).start()
         log.info("mosquitto listening on %s:%d", self.cfg.host, self.cfg.port)
+
+    def _save_periodically(self) -> None:
+        """Make the broker save its state every ``autosave_interval_s``.
+
+        Mosquitto's own ``autosave_interval`` counts whole seconds and saves
+        one second late (``1`` saves every 2 s, as measured); SIGUSR1 makes it
+        save at once. Only a process whose port accepted is signalled: its
+        handler is installed by then (an earlier SIGUSR1 would kill it)."""
+        while not self._stopping.wait(self.cfg.autosave_interval_s):
+            with self._lock:
+                proc = self._proc
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGUSR1)
 
     def _supervise(self, first_launch: Callable[[], bool]) -> None:
         if not first_launch():
