@@ -18,7 +18,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from gateway import redact
-from gateway.api.app import create_app
+from gateway.api.server import server_config
 from gateway.broker.config import BrokerConfig
 from gateway.broker.dynsec import DynSecClient, DynSecError
 from gateway.broker.embedded import BrokerError, EmbeddedBroker, wait_for_port
@@ -229,14 +229,7 @@ def serve_api(ctx: AppContext) -> None:
     ``ExitStack`` stops the broker and simulators. Our handlers turn that
     re-raised signal into ``SystemExit(0)``, which unwinds normally.
     """
-    config = uvicorn.Config(
-        create_app(ctx),
-        host=ctx.settings.http_host,
-        port=ctx.settings.http_port,
-        log_level="info",
-        access_log=False,
-        lifespan="off",
-    )
+    config = server_config(ctx)
     # After uvicorn configured its logging: it logs each WebSocket's URL.
     redact.install("uvicorn.error", "uvicorn.access", "uvicorn")
     previous = {sig: signal.signal(sig, _exit_cleanly) for sig in (signal.SIGINT, signal.SIGTERM)}
