@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import alarms
 from bench.alarms.report import report
 from bench.alarms.trips import run
-from bench.ingest.rig import Bench
+from bench.ingest.rig import Bench, RigOptions
 
 
 def main() -> None:
@@ -54,14 +54,12 @@ def main() -> None:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         # bench.ingest's rig: broker, migrated template database, and the
         # background devices (one motion sensor per contract, no security).
-        rig = argparse.Namespace(
+        rig = RigOptions(
             messages=args.trips,
             publishers=args.background_devices,
-            py_spy="",
-            keep=args.keep,
-            publisher="python",  # not used here: no C publisher to compile
-            ingest_env=[],
             database=args.database,
+            publisher="python",  # not used here: no C publisher to compile
+            keep=args.keep,
         )
         bench = Bench(rig, stack, tmp)
         print(

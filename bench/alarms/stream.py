@@ -21,8 +21,14 @@ class CaseWatcher:
     case not closed, then one message per case opened or changed."""
 
     def __init__(self, port: int, token: str) -> None:
-        url = f"ws://127.0.0.1:{port}/api/v1/dispatch/stream?access_token={token}"
-        self.ws = connect(url, legacy=True, proxy=None, open_timeout=10, max_size=None)
+        url = f"ws://127.0.0.1:{port}/api/v1/dispatch/stream"
+        self.ws = connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},  # never in the URL
+            proxy=None,
+            open_timeout=10,
+            max_size=None,
+        )
         self.inbox: queue.Queue[tuple[float, Message]] = queue.Queue()
         self.seen: set[int] = set()
         self.strays = 0

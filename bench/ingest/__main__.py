@@ -15,7 +15,7 @@ from bench.ingest.moydom import SHARED_SETTING, run_moydom
 from bench.ingest.publishers import INFLIGHT
 from bench.ingest.raw import run_raw
 from bench.ingest.report import report
-from bench.ingest.rig import Bench
+from bench.ingest.rig import Bench, RigOptions
 
 
 def main() -> None:
@@ -67,7 +67,17 @@ def main() -> None:
             stack.callback(print, f"kept {tmp}")
         else:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-        bench = Bench(args, stack, tmp)
+        options = RigOptions(
+            messages=args.messages,
+            publishers=args.publishers,
+            database=args.database,
+            publisher=args.publisher,
+            py_spy=args.py_spy,
+            py_spy_samples=args.py_spy_samples,
+            ingest_env=dict(e.split("=", 1) for e in args.ingest_env),
+            keep=args.keep,
+        )
+        bench = Bench(options, stack, tmp)
         print(
             f"ingest benchmark: {bench.n:,} QoS 1 messages from {bench.m} publishers "
             f"({'libmosquitto (C)' if args.publisher == 'c' else 'paho (Python)'}, MQTT v5, "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.ingest.cpu import cpu_seconds
@@ -33,18 +33,34 @@ ADMIN_TOKEN = "bench-admin-token-0123456789"
 SECRET_KEY = "bench-secret-key-0123456789"
 
 
+@dataclass(frozen=True)
+class RigOptions:
+    """What the rig is built from: ``bench.ingest``'s options, or what another
+    benchmark borrowing the rig sets (typed, so a new option cannot be missed
+    by one of them, as ``py_spy_samples`` once was by ``bench.alarms``)."""
+
+    messages: int
+    publishers: int
+    database: str = "postgresql"
+    publisher: str = "c"
+    py_spy: str = ""
+    py_spy_samples: str = "wall"
+    ingest_env: dict[str, str] = field(default_factory=dict)
+    keep: bool = False
+
+
 class Bench:
     """What the timed runs share: the broker, the template database, the devices."""
 
-    def __init__(self, args: argparse.Namespace, stack: ExitStack, tmp: Path) -> None:
-        self.n: int = args.messages
-        self.m: int = args.publishers
-        self.py_spy: str = args.py_spy
-        self.py_spy_samples: str = args.py_spy_samples
-        self.keep: bool = args.keep
-        self.publisher: str = args.publisher
+    def __init__(self, args: RigOptions, stack: ExitStack, tmp: Path) -> None:
+        self.n = args.messages
+        self.m = args.publishers
+        self.py_spy = args.py_spy
+        self.py_spy_samples = args.py_spy_samples
+        self.keep = args.keep
+        self.publisher = args.publisher
         self.publisher_binary = compile_publisher(tmp) if args.publisher == "c" else None
-        self.ingest_env = dict(e.split("=", 1) for e in args.ingest_env)
+        self.ingest_env = args.ingest_env
         self.stack = stack
         self.tmp = tmp
         self.dbs = Databases(args.database, tmp, stack)

@@ -15,7 +15,9 @@ first viewer, which opens the RTSP upstream; warm: p50/p95 of the others, who wa
 keyframe), the upstream count at each step (one) and after the last viewer left (zero).
 
     .venv/bin/python -m bench.live [--seconds 20] [--settle 3] [--steps 1,10,50]
+        [--size 1920x1080]  # a smaller camera: tests/test_bench_smoke.py's
 
-The package: ``__main__`` (the steps and the table), ``rig`` (the camera, the gateway process,
-viewer processes, the recorder), ``client`` (the WHEP viewer, also used by the tests).
+The package: ``__main__`` (the steps and the table), ``rig`` (the gateway process, viewer
+processes, the recorder), ``client`` (the WHEP viewer, also used by the tests); the camera is
+``bench.camera``.
 """

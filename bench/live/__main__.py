@@ -14,16 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import live
-from bench.ingest.cpu import cpu_seconds
-from bench.live.rig import (
-    FPS,
-    Crowd,
-    GatewayProcess,
-    start_camera,
-    start_gateway,
-    start_recorder,
-    stream_file,
-)
+from bench.camera import FPS, HEIGHT, WIDTH, frame_size, start_camera, stream_file
+from bench.live.rig import Crowd, GatewayProcess, start_gateway, start_recorder
+from bench.recorder.cases import cpu_seconds  # ns resolution, not 10 ms ticks
 
 TARGET_PER_VIEWER = 0.02
 UPSTREAMS = "moydom_live_upstreams"
@@ -77,9 +70,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per step")
     parser.add_argument("--settle", type=float, default=3.0, help="wait before measuring")
     parser.add_argument("--steps", default="1,10,50", help="viewer counts, ascending")
+    parser.add_argument(
+        "--size", type=frame_size, default=(WIDTH, HEIGHT), metavar="WxH", help="the camera's"
+    )
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
-    video = stream_file(CACHE / f"live-{FPS}fps-1080p-main.ts")
+    video = stream_file(CACHE, "main", args.size)
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="moydom-bench-live-"))
         stack.push(lambda failed, *_: keep_if_failed(tmp, failed is not None))
@@ -108,7 +104,7 @@ def main() -> None:
         record = busy(recorder.pid, args.seconds)
         recorder.terminate()
         copy = ffmpeg_copy(stack, camera, tmp / "ffmpeg", args)
-    report(idle, rows, record, copy, cold, warm, upstreams_after)
+    report(args.size[1], idle, rows, record, copy, cold, warm, upstreams_after)
 
 
 def ffmpeg_copy(stack: ExitStack, camera: str, out: Path, args: argparse.Namespace) -> float:
@@ -123,7 +119,12 @@ def ffmpeg_copy(stack: ExitStack, camera: str, out: Path, args: argparse.Namespa
     return busy(process.pid, args.seconds)
 
 
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a (no CPU measured)"
+
+
 def report(
+    height: int,
     idle: float,
     rows: list[Step],
     record: float,
@@ -132,7 +133,7 @@ def report(
     warm: list[float],
     upstreams_after: float,
 ) -> None:
-    print(f"\nLive view, one 1080p{FPS} H.264 camera (4 Mbit/s), aiortc viewers on loopback")
+    print(f"\nLive view, one {height}p{FPS} H.264 camera (4 Mbit/s), aiortc viewers on loopback")
     print(f"gateway idle (no viewer):            {idle:6.1%} of a core")
     print("viewers   gateway CPU   upstreams   slowest viewer")
     for row in rows:
@@ -147,8 +148,8 @@ def report(
         print(f"per added viewer {a.viewers}→{b.viewers}: {per:6.2%} of a core ({verdict} ≤ 2 %)")
     one = rows[0].cpu - idle if rows and rows[0].viewers == 1 else float("nan")
     print(f"live path, 1 viewer (over idle):     {one:6.1%}")
-    print(f"recorder copy path (recorder.run):   {record:6.1%}   live/record = {one / record:.2f}")
-    print(f"ffmpeg -c copy (segments):           {copy:6.1%}   live/ffmpeg = {one / copy:.2f}")
+    print(f"recorder copy path (recorder.run):   {record:6.1%}  live/record = {ratio(one, record)}")
+    print(f"ffmpeg -c copy (segments):           {copy:6.1%}  live/ffmpeg = {ratio(one, copy)}")
     if warm:
         p50 = statistics.median(warm)
         p95 = statistics.quantiles(warm, n=20)[18] if len(warm) >= 2 else warm[0]

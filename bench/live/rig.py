@@ -1,5 +1,5 @@
-"""The benchmark's parts: a 1080p camera that costs almost nothing, the gateway as a process of its
-own (so its CPU is its own), viewer processes, and the recorder's copy path to compare with."""
+"""The benchmark's parts (the camera is ``bench.camera``): the gateway as a process of its own (so
+its CPU is its own), viewer processes, and the recorder's copy path to compare with."""
 
 from __future__ import annotations
 
@@ -15,36 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.rtsp import RtspServer, udp_h264
 from tests.support import free_port
 
-WIDTH, HEIGHT, FPS = 1920, 1080, 25
 VENV_BIN = Path(sys.executable).parent
-
-
-def stream_file(path: Path, seconds: int = 30) -> Path:
-    """A 1080p25 test pattern encoded once as a camera would (main profile, no B-frames, a
-    keyframe a second, 4 Mbit/s), in MPEG-TS so SPS/PPS repeat in-band."""
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source = ["-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}", "-t", str(seconds)]
-    h264 = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main"]
-    rate = ["-bf", "0", "-g", str(FPS), "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M"]
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *source, *h264, *rate, str(path)], check=True)
-    return path
-
-
-def start_camera(stack: ExitStack, video: Path) -> str:
-    """The file looped by ``ffmpeg -re -c copy`` as RTP into a GStreamer RTSP server."""
-    rtp_port = free_port()
-    server = stack.enter_context(RtspServer(free_port(), {"/cam": udp_h264(rtp_port)}))
-    loop = ["-re", "-stream_loop", "-1", "-i", str(video)]
-    rtp = ["-c", "copy", "-f", "rtp", f"rtp://127.0.0.1:{rtp_port}"]
-    feeder = subprocess.Popen(["ffmpeg", "-v", "error", *loop, *rtp], stdout=subprocess.DEVNULL)
-    stack.callback(feeder.wait)
-    stack.callback(feeder.kill)
-    return server.url("/cam")
 
 
 @dataclass
@@ -63,7 +36,9 @@ class GatewayProcess:
 
     def metric(self, name: str) -> float:
         """One unlabelled sample of the gateway's Prometheus metrics."""
-        text = httpx.get(f"{self.url}/metrics/", timeout=10).text
+        reply = httpx.get(f"{self.url}/metrics", headers=self.admin, timeout=10)
+        reply.raise_for_status()  # the admin token reads them (MOYDOM_METRICS_TOKEN unset)
+        text = reply.text
         for line in text.splitlines():
             if line.startswith(f"{name} "):
                 return float(line.split()[1])

@@ -21,9 +21,10 @@ the table shows medians.
 Targets: moydom record ≤ 1.5 × ffmpeg copy; the motion path's extra CPU
 (motion − record) ≤ 1.3 × decoding's extra CPU (decode − read).
 
-    .venv/bin/python -m bench.recorder [--runs 3] [--seconds 20] [--keep]
+    .venv/bin/python -m bench.recorder [--runs 3] [--seconds 20] [--warm-up 6]
+        [--size 1920x1080]  # a smaller camera: tests/test_bench_smoke.py's
+        [--keep]
 
-The package: ``__main__`` (the command line and the table), ``rig`` (the
-stream file, the feeder and the server), ``cases`` (the commands, one timed
-run).
+The package: ``__main__`` (the command line and the table), ``cases`` (the
+commands, one timed run); the camera is ``bench.camera``.
 """

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import recorder
+from bench.camera import FPS, HEIGHT, WIDTH, frame_size, start_camera, stream_file
 from bench.recorder.cases import (
     CASES,
     DECODE_ALL,
@@ -21,10 +22,10 @@ from bench.recorder.cases import (
     MOTION_ALL,
     MOTION_KEYFRAMES,
     MOYDOM_RECORD,
+    WARM_UP_S,
     Case,
     timed_run,
 )
-from bench.recorder.rig import FPS, HEIGHT, WIDTH, make_stream_file, start_camera
 
 TARGET_RECORD = 1.5
 TARGET_MOTION = 1.3
@@ -39,10 +40,16 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="timed window per run")
+    parser.add_argument(
+        "--warm-up", type=float, default=WARM_UP_S, help="seconds before each timed window"
+    )
+    parser.add_argument(
+        "--size", type=frame_size, default=(WIDTH, HEIGHT), metavar="WxH", help="the camera's"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the recorded files")
     args = parser.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    stream = make_stream_file(CACHE / f"testsrc2-{WIDTH}x{HEIGHT}p{FPS}.ts")
+    width, height = args.size
+    stream = stream_file(CACHE, "high", args.size)
     with ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="moydom-bench-recorder-"))
         if args.keep:
@@ -51,13 +58,14 @@ def main() -> None:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         url = start_camera(stack, stream)
         print(
-            f"recorder benchmark: {WIDTH}x{HEIGHT}p{FPS} H.264 at 4 Mbit/s over RTSP/TCP ({url}); "
+            f"recorder benchmark: {width}x{height}p{FPS} H.264 at 4 Mbit/s over RTSP/TCP ({url}); "
             f"{args.runs} runs x {args.seconds:.0f} s per case; {os.cpu_count()} CPUs (shared)"
         )
         samples: dict[Case, list[float]] = {case: [] for case in CASES}
         for run in range(args.runs):
             for case in CASES:
-                cpu = timed_run(case, url, tmp / f"{run}-{CASES.index(case)}", args.seconds)
+                out = tmp / f"{run}-{CASES.index(case)}"
+                cpu = timed_run(case, url, out, args.seconds, args.warm_up)
                 samples[case].append(cpu)
                 print(f"  run {run + 1} {case.name}: {cpu:.2f} CPU s / min", flush=True)
         report({case: statistics.median(values) for case, values in samples.items()}, samples)

@@ -93,14 +93,14 @@ CASES = [
 ]
 
 
-def timed_run(case: Case, url: str, out: Path, seconds: float) -> float:
+def timed_run(case: Case, url: str, out: Path, seconds: float, warm_up: float = WARM_UP_S) -> float:
     """Start the case, let it warm up, measure its CPU over ``seconds``; per minute of video."""
     out.mkdir(parents=True)
     process = subprocess.Popen(
         case.command(url, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        time.sleep(WARM_UP_S)
+        time.sleep(warm_up)
         before = cpu_seconds(process.pid)
         time.sleep(seconds)
         used = cpu_seconds(process.pid) - before
