@@ -39,6 +39,7 @@ NOT_COMMANDS = {
     "file": "a JSON key (an export's file)",
     "uptime": "a JSON key (a native device's heartbeat)",
     "init": "an argument (mosquitto_ctrl dynsec init)",
+    "systemd": "a directory of the repository (tests/test_docs.py)",
 }
 #: Element names that must not resolve.
 NOT_ELEMENTS = {"nosuchelement": "tests/test_demo.py's broken camera"}
