@@ -10,10 +10,14 @@ either:
    that, the oldest unheld footage of any camera goes next, oldest first,
    until the floor is reached.
 
-If the floor cannot be reached because only held footage is left, the plan
-says so (``held_only``): the caller pauses its lowest-priority camera and
-raises the operator alert. ``below_floor`` says eviction was needed at all,
-which also deserves an alert: the archive holds less than its policy.
+If the floor cannot be reached with what may be deleted, the plan says so
+(``held_only`` — footage held by open cases, or files that are not footage at
+all, fill the disk): the caller pauses its lowest-priority camera and raises
+the operator alert. ``below_floor`` says eviction was needed at all, which
+also deserves an alert: the archive holds less than its policy. Eviction that
+keeps up leaves the disk hovering at the floor, so ``below_floor`` alternates
+from sweep to sweep; :class:`FloorWatch` turns it into a state that holds
+until the floor is regained with a margin.
 The caller deletes each planned segment's index row, then its file.
 """
 
@@ -74,6 +78,7 @@ class RetentionPlan:
     free_after: int
     below_floor: bool
     held_only: bool
+    floor_bytes: int = 0
 
     @property
     def delete(self) -> tuple[StoredSegment, ...]:
@@ -115,4 +120,28 @@ def plan(
         free_after=free,
         below_floor=below_floor,
         held_only=free < disk.floor_bytes,
+        floor_bytes=disk.floor_bytes,
     )
+
+
+@dataclass
+class FloorWatch:
+    """Whether the archive is kept at its floor by eviction.
+
+    Set by the first sweep that has to evict; cleared only by a sweep that
+    needs no eviction and finds free space above the floor by ``margin`` (a
+    fraction of the floor). Eviction that keeps up stops each sweep right at
+    the floor, so the next sweep often finds a little above it and the next
+    one below: a plain "below now" flaps, an alert on this state does not.
+    """
+
+    margin: float = 0.1
+    below: bool = False
+
+    def update(self, result: RetentionPlan) -> bool:
+        """Take one sweep's plan; returns the state."""
+        if result.below_floor:
+            self.below = True
+        elif result.free_after >= result.floor_bytes * (1 + self.margin):
+            self.below = False
+        return self.below

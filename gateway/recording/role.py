@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -26,18 +27,26 @@ from devices.topics import events_notice_topic
 from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Home, utcnow
+from gateway.recording.disk import DiskUse, alert_key, measure, report
 from gateway.recording.index import CameraRef, IndexWriter
 from gateway.recording.sweep import Floor, sweep
 from gateway.settings import Settings
 from recorder.camera import CameraRecorder
+from recorder.layout import SegmentInfo
 from recorder.motion import MotionConfig
-from recorder.retention import RetentionPolicy
+from recorder.retention import FloorWatch, RetentionPlan, RetentionPolicy
+from recorder.source import CameraStatus
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 10.0
 RECORDING = Gauge("moydom_recorder_cameras", "Cameras being recorded")
-PAUSED = Gauge("moydom_recorder_paused_cameras", "Cameras paused: only held footage left")
+PAUSED = Gauge("moydom_recorder_paused_cameras", "Cameras paused: the archive disk is full")
+BELOW_FLOOR = Gauge(
+    "moydom_archive_below_floor",
+    "1 from a sweep that had to evict until free space is back above the floor (+10 %)",
+)
+PAUSED_REASON = "paused: archive disk full"
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class RecorderRole:
         self.recorders: dict[str, CameraRecorder] = {}
         self.paused: set[str] = set()
         self._seen: set[str] = set()  # cameras set up since this role started
+        self.watch = FloorWatch()
+        self.alert_key = alert_key()
+        self._low = threading.Event()  # a segment cut found the disk below its floor
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="recorder", daemon=True)
         self.ready = threading.Event()
@@ -118,6 +131,7 @@ class RecorderRole:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(30)
         for recorder in self.recorders.values():
             recorder.stop()
@@ -126,20 +140,40 @@ class RecorderRole:
         self._client.loop_stop()
 
     def _supervise(self) -> None:
-        next_sweep = 0.0
-        clock = 0.0
+        """Cameras every ``REFRESH_S``, a sweep every ``retention_sweep_s`` —
+        and sooner when a segment cut finds the disk below its floor, at most
+        once a segment length: between sweeps the cameras can write no more
+        than that (docs/archive.md: the floor's lower bound)."""
+        next_refresh = next_sweep = last_sweep = time.monotonic()
         while not self._stop.is_set():
+            now = time.monotonic()
             try:
-                self._refresh()
-                self.ready.set()
-                if clock >= next_sweep:
+                if now >= next_refresh:
+                    self._refresh()
+                    self.ready.set()
+                    next_refresh = now + REFRESH_S
+                if now >= next_sweep:
+                    self._low.clear()
+                    last_sweep = now
                     self._sweep()
-                    next_sweep = clock + self.settings.retention_sweep_s
+                    next_sweep = now + self.settings.retention_sweep_s
             except Exception:
                 log.exception("recorder: supervision step failed")
-            step = min(REFRESH_S, self.settings.retention_sweep_s)
-            self._stop.wait(step)
-            clock += step
+            if self._low.is_set():
+                next_sweep = min(next_sweep, last_sweep + self.settings.recorder_segment_s)
+            self._wake.wait(max(0.0, min(next_refresh, next_sweep) - time.monotonic()))
+            self._wake.clear()
+
+    def _segment_cut(self, info: SegmentInfo) -> None:
+        """Index the segment, and ask for a sweep if the disk is below its floor."""
+        self.index.put(info)
+        try:
+            usage = shutil.disk_usage(self.archive)
+        except OSError:
+            return
+        if usage.free < self.floor.bytes_for(usage.total) and not self._low.is_set():
+            self._low.set()
+            self._wake.set()
 
     def _refresh(self) -> None:
         wanted = load_cameras(self.db)
@@ -169,7 +203,7 @@ class RecorderRole:
                 segment_s=self.settings.recorder_segment_s,
                 detect_url=spec.settings.get("detect_url"),
                 motion=spec.motion(self.settings.recorder_motion),
-                on_segment=self.index.put,
+                on_segment=self._segment_cut,
                 on_motion=self.index.put,
                 on_status=self.index.put,
                 preroll_s=self.settings.recorder_preroll_s,
@@ -208,20 +242,40 @@ class RecorderRole:
                 floor=self.floor,
                 now=utcnow(),
             )
+            below = self.watch.update(result)
+            use = measure(session, self.archive, result.floor_bytes) if below else None
+        BELOW_FLOOR.set(int(below))
+        paused = self._pause_or_resume(result, below)
+        text = self._alert_text(result, use)
+        if text is not None and paused:
+            log.error("%s", text)
+        report(self.db, self.alert_key, text, use, utcnow())
+        PAUSED.set(len(self.paused))
+
+    def _alert_text(self, result: RetentionPlan, use: DiskUse | None) -> str | None:
+        """The operator alert's text while the archive is at its floor, else None."""
+        if use is None:
+            return None
+        if not (result.held_only or self.paused):
+            return (
+                "archive disk at its free-space floor: footage is evicted before its "
+                f"retention ({use.summary()})"
+            )
+        text = f"archive disk full: {use.why_full()}"
+        if self.paused:
+            text += f"; recording of camera(s) {', '.join(sorted(self.paused))} paused"
+        return f"{text} ({use.summary()})"
+
+    def _pause_or_resume(self, result: RetentionPlan, below: bool) -> bool:
+        """Pause the least important camera if the floor cannot be reached;
+        resume all once it is regained. Returns whether one was paused now."""
         if result.held_only and self.recorders:
-            # Nothing left to evict but held footage: pause the least important camera.
-            victim = min(
-                self.recorders,
-                key=lambda uid: (self.cameras[uid].priority, -self.cameras[uid].ref.device_id),
-            )
-            log.error(
-                "archive below its free-space floor with only held footage left: "
-                "recording of camera %s paused",
-                victim,
-            )
+            victim = min(self.recorders, key=self._importance)
             self.recorders.pop(victim).stop()
             self.paused.add(victim)
-        elif not result.below_floor and self.paused:
+            self.index.put(CameraStatus(victim, online=False, at=utcnow(), reason=PAUSED_REASON))
+            return True
+        if not below and self.paused:
             log.warning("archive above its floor again: cameras %s resume", sorted(self.paused))
             self.paused.clear()
-        PAUSED.set(len(self.paused))
+        return False

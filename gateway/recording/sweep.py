@@ -28,7 +28,6 @@ from recorder.retention import DiskSpace, RetentionPlan, RetentionPolicy, Stored
 log = logging.getLogger(__name__)
 
 FREE = Gauge("moydom_archive_free_bytes", "Free bytes on the archive's filesystem")
-BELOW_FLOOR = Gauge("moydom_archive_below_floor", "1 while free space is below the floor")
 DELETED = Counter("moydom_archive_deleted_total", "Segments deleted", ["why"])
 CANDIDATES = 5000
 """Oldest rows considered per sweep for eviction; a sweep that could not
@@ -44,7 +43,7 @@ class Floor:
         return max(self.min_bytes, int(total * self.min_percent / 100))
 
 
-def _held() -> Exists:
+def held() -> Exists:
     """SQL: the recording overlaps a clip whose case is not closed."""
     return exists().where(
         Clip.device_id == Recording.device_id,
@@ -68,9 +67,11 @@ def candidates(
 ) -> list[StoredSegment]:
     """Rows that may expire (ended before the shortest retention) and, when
     evicting, the oldest rows of all."""
-    held = _held().label("held")
+    held_col = held().label("held")
     event = _event().label("event")
-    base = select(Recording, Device.uid, held, event).join(Device, Device.id == Recording.device_id)
+    base = select(Recording, Device.uid, held_col, event).join(
+        Device, Device.id == Recording.device_id
+    )
     old = base.where(Recording.end < now - shortest).order_by(Recording.start).limit(CANDIDATES)
     rows = list(session.execute(old))
     if evicting:
@@ -120,7 +121,6 @@ def sweep(
     DELETED.labels("expired").inc(len(result.expired))
     DELETED.labels("evicted").inc(len(result.evicted))
     FREE.set(shutil.disk_usage(archive).free)
-    BELOW_FLOOR.set(1 if result.below_floor else 0)
     log.info(
         "retention sweep: %d expired, %d evicted (oldest unheld first), %.1f MB freed; "
         "free %.1f MB, floor %.1f MB%s",
@@ -129,6 +129,6 @@ def sweep(
         sum(s.bytes for s in doomed) / 1e6,
         shutil.disk_usage(archive).free / 1e6,
         floor_bytes / 1e6,
-        " — ONLY HELD FOOTAGE LEFT" if result.held_only else "",
+        " — FLOOR NOT REACHED: nothing more may be evicted" if result.held_only else "",
     )
     return result
