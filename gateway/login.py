@@ -23,9 +23,8 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from gateway.db.engine import Database
@@ -61,7 +60,7 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
-def _counted(*where: Any, since: datetime) -> Any:
+def _counted(*where: ColumnElement[bool], since: datetime) -> Select[datetime]:
     return (
         select(LoginFailure.at)
         .where(*where, LoginFailure.at > since)
@@ -69,7 +68,9 @@ def _counted(*where: Any, since: datetime) -> Any:
     )
 
 
-def _window_wait(session: Session, query: Any, limit: int, window: timedelta, now: datetime) -> int:
+def _window_wait(
+    session: Session, query: Select[datetime], limit: int, window: timedelta, now: datetime
+) -> int:
     """Seconds until fewer than ``limit`` counted failures remain in the window (0: none)."""
     recent = session.scalars(query.order_by(LoginFailure.at.desc()).limit(limit)).all()
     if len(recent) < limit:
