@@ -40,6 +40,7 @@ import gc
 import json
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections import deque
@@ -84,6 +85,7 @@ class IngestConfig:
     batch_max: int = 1000
     linger_s: float = 0.02
     shared: bool = False
+    tls: ssl.SSLContext | None = None
 
     @property
     def session_name(self) -> str:
@@ -265,6 +267,7 @@ class IngestWorker:
                 password=cfg.password,
                 session_expiry_s=cfg.session_expiry_s,
                 receive_maximum=cfg.receive_maximum,
+                tls=cfg.tls,
             ),
             on_connect=self._on_connect,
             on_messages=self._on_messages,
