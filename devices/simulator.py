@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -112,7 +113,16 @@ class SimulatedDevice:
     """One device's MQTT session: availability with a last will, periodic
     reports at QoS 1, and answers to commands on its ``/set`` topic."""
 
-    def __init__(self, spec: SimSpec, host: str, port: int, period_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        spec: SimSpec,
+        host: str,
+        port: int,
+        period_s: float = 5.0,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls``: connect over TLS (mqtts://), trusting that context's CAs."""
         self.spec = spec
         self._period = period_s
         self._rng = random.Random(spec.username)  # noqa: S311 - simulation, not security
@@ -128,6 +138,8 @@ class SimulatedDevice:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 10)
+        if tls is not None:
+            self._client.tls_set_context(tls)
         self._host, self._port = host, port
 
     def start(self) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from devices.kinds import DeviceKind
 from devices.simulator import SimSpec, SimulatedDevice
+from gateway.broker.tls import client_tls
 from gateway.context import AppContext
 from gateway.db.models import utcnow
 from gateway.db.security_models import AlarmPanel, AlarmUser, Dispatcher
@@ -215,7 +216,9 @@ def run_demo(settings: Settings) -> None:
         # After the camera is provisioned and serving: recording starts at once.
         start_recorder(settings, ctx.secrets, ctx.db, stack)
         for spec in specs:
-            sim = SimulatedDevice(spec, settings.mqtt_host, settings.mqtt_port)
+            sim = SimulatedDevice(
+                spec, settings.mqtt_host, settings.mqtt_port, tls=client_tls(settings)
+            )
             sim.start()
             stack.callback(sim.stop)
         base = f"http://{settings.http_host}:{settings.http_port}"

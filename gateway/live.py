@@ -16,6 +16,7 @@ import json
 import logging
 import queue
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,14 +109,24 @@ class EventHub:
     """One MQTT listener and one loader thread per API process."""
 
     def __init__(
-        self, db: Database, *, host: str, port: int, username: str, password: str, root: str
+        self,
+        db: Database,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        root: str,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.db = db
         self._topic = events_notice_topic(root)
         self._subs: dict[int, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._notices: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._client = new_client(f"moydom-live-{secrets.token_hex(4)}", username, password)
+        self._client = new_client(
+            f"moydom-live-{secrets.token_hex(4)}", username, password, tls=tls
+        )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._host, self._port = host, port

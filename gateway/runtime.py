@@ -22,6 +22,7 @@ from gateway.api.server import server_config
 from gateway.broker.config import BrokerConfig
 from gateway.broker.dynsec import DynSecClient, DynSecError
 from gateway.broker.embedded import BrokerError, EmbeddedBroker, wait_for_port
+from gateway.broker.tls import broker_pair, client_tls
 from gateway.context import AppContext
 from gateway.db import migrate
 from gateway.db.engine import Database
@@ -52,6 +53,10 @@ def broker_config(settings: Settings) -> BrokerConfig:
         dynsec_plugin=settings.mosquitto_dynsec_plugin,
         max_queued_messages=settings.mosquitto_max_queued_messages,
         autosave_interval_s=settings.mosquitto_autosave_interval_s,
+        tls=settings.mqtt_tls,
+        tls_port=settings.mqtt_tls_port,
+        certfile=broker_pair(settings)[0],
+        keyfile=broker_pair(settings)[1],
     )
 
 
@@ -79,6 +84,7 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         settings.mqtt_admin_username,
         secrets.mqtt_admin_password,
         timeout=settings.mqtt_admin_timeout_s,
+        tls=client_tls(settings),
     )
     try:
         dynsec.connect()
@@ -98,6 +104,7 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         username=settings.mqtt_username,
         password=secrets.mqtt_password,
         root=settings.mqtt_topic_root,
+        tls=client_tls(settings),
     )
     hub.start()
     stack.callback(hub.stop)
@@ -151,6 +158,7 @@ def ingest_config(settings: Settings, secrets: GatewaySecrets) -> IngestConfig:
         batch_max=settings.ingest_batch_max,
         linger_s=settings.ingest_linger_ms / 1000,
         shared=settings.ingest_shared_subscription,
+        tls=client_tls(settings),
     )
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     Field,
+    FilePath,
     IPvAnyAddress,
     IPvAnyNetwork,
     SecretStr,
@@ -112,6 +113,15 @@ class Settings(BaseSettings):
     mqtt_admin_password: SecretStr | None = None
     mqtt_topic_root: str = "moydom"
     mqtt_admin_timeout_s: float = Field(default=5.0, gt=0)
+    mqtt_tls_port: int | None = Field(default=None, ge=1, le=65535)
+    """The embedded broker also listens with TLS here (devices use mqtts://)."""
+    mqtt_tls_certfile: FilePath | None = None
+    """The embedded broker's certificate (PEM); unset: a self-signed pair is
+    made once under <var_dir>/broker/tls (fine for the demo, pin it on devices)."""
+    mqtt_tls_keyfile: FilePath | None = None
+    mqtt_tls_cafile: FilePath | None = None
+    """What the gateway's own clients trust on an mqtts:// MOYDOM_MQTT_URL
+    (default: the embedded broker's certificate; the system CAs if external)."""
     mosquitto_binary: str = "mosquitto"
     mosquitto_dynsec_plugin: Path = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
     mosquitto_max_queued_messages: int = 200_000
@@ -230,8 +240,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mqtt_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError("MOYDOM_MQTT_URL must look like mqtt://host:port")
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("MOYDOM_MQTT_URL must look like mqtt://host:port or mqtts://…")
         return value
 
     @model_validator(mode="after")
@@ -272,7 +282,12 @@ class Settings(BaseSettings):
 
     @property
     def mqtt_port(self) -> int:
-        return urlsplit(self.mqtt_url).port or 1883
+        return urlsplit(self.mqtt_url).port or (8883 if self.mqtt_tls else 1883)
+
+    @property
+    def mqtt_tls(self) -> bool:
+        """The gateway's own clients connect with TLS (an mqtts:// URL)."""
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
 
     def archive_path(self) -> Path:
         assert self.archive_dir is not None  # filled by the validator

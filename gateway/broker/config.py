@@ -22,6 +22,13 @@ class BrokerConfig:
     """How often the supervisor makes the broker save (SIGUSR1); the config's
     own ``autosave_interval`` is the backstop for a broker run without it."""
 
+    tls: bool = False
+    """The listener on ``port`` speaks TLS (an mqtts:// MOYDOM_MQTT_URL)."""
+    tls_port: int | None = None
+    """A TLS listener besides the one on ``port``, on the same address."""
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
     @property
     def conf_path(self) -> Path:
         return self.state_dir / "mosquitto.conf"
@@ -80,11 +87,23 @@ def render(cfg: BrokerConfig) -> str:
         f"plugin {cfg.dynsec_plugin}",
         f"plugin_opt_config_file {cfg.dynsec_path}",
     ]
+    if cfg.tls:
+        at = lines.index(f"listener {cfg.port} {cfg.host}") + 1
+        lines[at:at] = _tls_lines(cfg)
+    if cfg.tls_port is not None:
+        lines += [f"listener {cfg.tls_port} {cfg.host}", *_tls_lines(cfg)]
     if os.geteuid() == 0:
         # As root Mosquitto would drop to user "mosquitto", which cannot write
         # into our root-owned state directory.
         lines.insert(1, "user root")
     return "\n".join(lines) + "\n"
+
+
+def _tls_lines(cfg: BrokerConfig) -> list[str]:
+    """A TLS listener's options (they apply to the listener line before them)."""
+    if cfg.certfile is None or cfg.keyfile is None:
+        raise ValueError("a TLS listener needs certfile and keyfile")
+    return [f"certfile {cfg.certfile}", f"keyfile {cfg.keyfile}"]
 
 
 def write(cfg: BrokerConfig) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -78,14 +79,23 @@ class DynSecClient:
     """
 
     def __init__(
-        self, host: str, port: int, username: str, password: str, timeout: float = 5.0
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        timeout: float = 5.0,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._timeout = timeout
         # correlation id -> (answered, answers so far, answers expected)
         self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self._client = new_client(f"moydom-dynsec-{secrets.token_hex(4)}", username, password)
+        self._client = new_client(
+            f"moydom-dynsec-{secrets.token_hex(4)}", username, password, tls=tls
+        )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe

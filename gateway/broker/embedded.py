@@ -25,6 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from gateway.broker.config import BrokerConfig, write
+from gateway.broker.tls import ensure_self_signed
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,14 @@ class EmbeddedBroker:
         self._supervisor: threading.Thread | None = None
         self.restarts = 0
 
+    def _ensure_certificate(self) -> None:
+        """A TLS listener without a certificate of its own gets a self-signed one."""
+        cfg = self.cfg
+        if not (cfg.tls or cfg.tls_port) or cfg.certfile is None or cfg.keyfile is None:
+            return
+        if ensure_self_signed(cfg.certfile, cfg.keyfile, [cfg.host]):
+            log.warning("made a self-signed broker certificate: %s", cfg.certfile)
+
     def _init_dynsec(self) -> None:
         if self.cfg.dynsec_path.exists():
             return
@@ -167,6 +176,8 @@ class EmbeddedBroker:
     def _launch(self, timeout: float) -> None:
         reap_orphan(self.pidfile, self.cfg.conf_path)
         ensure_port_free(self.cfg.host, self.cfg.port)
+        if self.cfg.tls_port is not None:
+            ensure_port_free(self.cfg.host, self.cfg.tls_port)
         proc = self._spawn()
         try:
             wait_for_port(self.cfg.host, self.cfg.port, timeout)
@@ -184,6 +195,7 @@ class EmbeddedBroker:
         self._proc = proc
 
     def start(self, timeout: float = 10.0) -> None:
+        self._ensure_certificate()
         write(self.cfg)
         self._init_dynsec()
         started = threading.Event()

@@ -38,6 +38,7 @@ import contextlib
 import logging
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -222,6 +223,8 @@ class LinkConfig:
     session_expiry_s: int
     receive_maximum: int
     keepalive_s: int = 30
+    tls: ssl.SSLContext | None = None
+    """Over TLS (an mqtts:// URL), the broker's name checked against ``host``."""
 
 
 class IngestLink:
@@ -355,6 +358,8 @@ class IngestLink:
             unreachable = False
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.cfg.tls is not None:
+                    sock = self.cfg.tls.wrap_socket(sock, server_hostname=self.cfg.host)
                 buf = bytearray()
                 session_present = self._handshake(sock, buf)
             except Refused as exc:
@@ -441,7 +446,9 @@ class IngestLink:
                 raise ConnectionLost("no answer to PINGREQ within the keep-alive interval")
             self.ping_if_due()
             wait = max(0.05, min(1.0, self._last_sent + self._keepalive - now))
-            ready, _, _ = select.select([sock], [], [], wait)
+            # TLS may hold decrypted bytes the socket no longer shows as readable.
+            pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            ready = pending or select.select([sock], [], [], wait)[0]
             if not ready:
                 continue
             data = sock.recv(READ_CHUNK)

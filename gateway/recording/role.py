@@ -25,6 +25,7 @@ from sqlalchemy import select
 from devices.kinds import DeviceKind
 from devices.topics import events_notice_topic
 from gateway.broker.client import new_client
+from gateway.broker.tls import client_tls
 from gateway.db.engine import Database
 from gateway.db.models import Device, Home, utcnow
 from gateway.recording.disk import DiskUse, alert_key, measure, report
@@ -104,7 +105,10 @@ class RecorderRole:
         self.archive.mkdir(parents=True, exist_ok=True)
         self.floor = Floor(settings.archive_min_free_bytes, settings.archive_min_free_percent)
         self._client = new_client(
-            f"moydom-recorder-{secrets.token_hex(4)}", settings.mqtt_username, mqtt_password
+            f"moydom-recorder-{secrets.token_hex(4)}",
+            settings.mqtt_username,
+            mqtt_password,
+            tls=client_tls(settings),
         )
         self._topic = events_notice_topic(settings.mqtt_topic_root)
         self.cameras: dict[str, CameraSpec] = {}

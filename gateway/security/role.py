@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from devices.topics import events_notice_topic
 from gateway.broker.client import new_client
+from gateway.broker.tls import client_tls
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.db.security_models import AlarmPanel
@@ -44,7 +45,10 @@ class AlarmsRole:
         self.security = security_service(settings)
         self._topic = events_notice_topic(settings.mqtt_topic_root)
         self._client = new_client(
-            f"moydom-alarms-{secrets.token_hex(4)}", settings.mqtt_username, mqtt_password
+            f"moydom-alarms-{secrets.token_hex(4)}",
+            settings.mqtt_username,
+            mqtt_password,
+            tls=client_tls(settings),
         )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
