@@ -197,9 +197,9 @@ class RecorderRole:
             if indexed or dropped:
                 log.info("camera %s: reconciled (%d indexed, %d dropped)", uid, indexed, dropped)
             if uid not in self._seen:
-                self._seen.add(uid)
                 if (mark := self.index.mark_downtime(uid)) is not None:
                     log.warning("camera %s: not recorded since %s (restart)", uid, mark.at)
+                self._seen.add(uid)  # after the mark: a failed write is tried again
             recorder = CameraRecorder(
                 uid,
                 spec.url,
