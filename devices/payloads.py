@@ -270,8 +270,9 @@ def event_class(
     """The class of a Zigbee2MQTT report of ``kind``, not counting the fields in
     ``ignore`` (the ones that only repeat what the device reported before)."""
     fields, event = _MAIN_FIELDS[kind]
-    if any(_reported(name, body.get(name)) for name in fields if name not in ignore):
-        return event
+    for name in fields:
+        if name not in ignore and _reported(name, body.get(name)):
+            return event
     if "tamper" not in ignore and body.get("tamper") is True:
         return "tamper"
     return "telemetry"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.db.models import IngestJournal
@@ -93,8 +93,13 @@ def after(session: Session, name: str, seq: int) -> list[str]:
     return [text[i : i + DIGEST_CHARS] for i in range(0, len(text), DIGEST_CHARS)]
 
 
+_APPEND = insert(IngestJournal)
+
+
 def append(session: Session, name: str, seq: int, digests: list[str], at: datetime) -> None:
-    session.add(IngestJournal(session=name, seq=seq, digests="".join(digests), written_at=at))
+    session.execute(
+        _APPEND, {"session": name, "seq": seq, "digests": "".join(digests), "written_at": at}
+    )
 
 
 def prune(session: Session, name: str, before: datetime) -> None:

@@ -1,11 +1,14 @@
 """What each device last reported of its state fields, for ``devices.edges``.
 
-The database row (``device_state``) is the truth, read and written in the
-batch's own transaction, so the memory survives restarts and a failed commit
-changes nothing. The writer thread classifies a batch while the previous one
+The database row (``device_state``) is the truth, written in the batch's own
+transaction, so the memory survives restarts and a failed commit changes
+nothing. The writer thread classifies a batch while the previous one
 commits, so it works from a prediction (:class:`StateCache`: the states its
-own earlier batches left); the commit checks the prediction against the rows
-it reads and classifies the batch again where they differ.
+own earlier batches left). A worker alone on its subscription is the only
+writer of its devices' rows, so the prediction holds until a commit fails
+(then it is dropped and read again). Workers sharing a subscription may be
+given reports of one device: their commits read the rows, locked, and
+classify the batch again where the prediction was wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -47,11 +50,16 @@ def read(session: Session, device_ids: Iterable[int]) -> dict[int, State]:
     return {device_id: found.get(device_id, {}) for device_id in ids}
 
 
+_SELECT = select(DeviceState.device_id, DeviceState.state).where(
+    DeviceState.device_id.in_(bindparam("ids", expanding=True))
+)
+_SELECT_LOCKED = _SELECT.order_by(DeviceState.device_id).with_for_update()
+
+
 def _select(session: Session, ids: list[int]) -> dict[int, State]:
-    query = select(DeviceState.device_id, DeviceState.state).where(DeviceState.device_id.in_(ids))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.order_by(DeviceState.device_id).with_for_update()
-    return {device_id: state for device_id, state in session.execute(query)}
+    locked = session.get_bind().dialect.name == "postgresql"
+    rows = session.execute(_SELECT_LOCKED if locked else _SELECT, {"ids": ids})
+    return {device_id: state for device_id, state in rows}
 
 
 def write(session: Session, states: dict[int, State], at: datetime) -> None:
@@ -64,13 +72,17 @@ def write(session: Session, states: dict[int, State], at: datetime) -> None:
 
 
 class StateCache:
-    """The writer thread's prediction: the states its batches left, else the row."""
+    """The writer thread's prediction: the states its batches left, else the row.
+
+    ``generation`` counts :meth:`forget` calls: a batch classified before
+    one must be classified again."""
 
     _MAX = 100_000
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._states: dict[int, State] = {}
+        self.generation = 0
 
     def lookup(self, device_id: int) -> State:
         state = self._states.get(device_id)
@@ -84,3 +96,8 @@ class StateCache:
 
     def update(self, states: dict[int, State]) -> None:
         self._states.update(states)
+
+    def forget(self) -> None:
+        """A commit failed: what its batch predicted may never be stored."""
+        self._states = {}
+        self.generation += 1

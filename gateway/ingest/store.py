@@ -170,6 +170,8 @@ class Prepared:
     """The reported state each device with state fields had when the batch
     began, as classifying assumed it; checked against the rows at commit."""
     states_after: dict[int, State] = field(default_factory=dict)
+    generation: int = 0
+    """The prediction's generation it was classified with (StateCache)."""
     duplicates: int = 0
     ignored: int = 0
 
@@ -197,6 +199,7 @@ class BatchStore:
         security: SecurityService | None = None,
         *,
         reported: StateCache,
+        exclusive: bool = True,
         dialect: str = "postgresql",
     ) -> None:
         self.session_name = session_name
@@ -204,6 +207,8 @@ class BatchStore:
         """The database's dialect name, for building statement parameters ahead."""
         self.directory = directory
         self.reported = reported
+        self.exclusive = exclusive
+        """Alone on its subscription: no other worker writes its devices' states."""
         self._journal_seq: int | None = None
         self._pruned_at: datetime | None = None
         self.root = root
@@ -273,7 +278,7 @@ class BatchStore:
         session's markers for the batch's DUP packet ids) duplicate.
         ``pause`` is called every :data:`PAUSE_EVERY` messages. ``reported``:
         what each device reported before the batch (default: the prediction)."""
-        out = Prepared()
+        out = Prepared(generation=self.reported.generation)
         lookup = reported or self.reported.lookup
         for n, item in enumerate(items, 1):
             if pause is not None and n % PAUSE_EVERY == 0:
@@ -324,21 +329,7 @@ class BatchStore:
         and markers older than ``stale_before`` are deleted in the same commit.
         ``prepared``: :meth:`prepare`'s work for these items, if done ahead."""
         known = self._known_markers(session, items)
-        if prepared is None or any(
-            i.dup and known.get(i.packet_id) == i.digest for i in items if i.dup
-        ):
-            prepared = self.prepare(items, known)
-        truth = states.read(session, prepared.states_before)
-        if truth != prepared.states_before:
-            # Another worker, or a batch that failed, moved a device's state:
-            # classify again from the rows (now locked until the commit).
-            def stored(device_id: int) -> State:
-                if device_id in truth:
-                    return truth[device_id]
-                return states.read(session, [device_id])[device_id]
-
-            prepared = self.prepare(items, known, reported=stored)
-        batch = prepared
+        batch = self._classified(session, items, known, prepared)
         result = BatchResult(duplicates=batch.duplicates, ignored=batch.ignored)
         bulk.delete_markers(session, self.session_name, confirmed)
         if stale_before is not None:
@@ -376,6 +367,38 @@ class BatchStore:
         MESSAGES.labels("rejected").inc(result.rejected)
         MESSAGES.labels("duplicate").inc(result.duplicates)
         return result
+
+    def _classified(
+        self,
+        session: Session,
+        items: list[Received],
+        known: dict[int, str],
+        prepared: Prepared | None,
+    ) -> Prepared:
+        """The batch classified against what its devices reported before it.
+
+        ``prepared`` stands unless the prediction was dropped since (a failed
+        commit), a redelivery in it is a duplicate, or — with other workers
+        on the subscription — the rows, read and locked, say otherwise."""
+        if prepared is None or prepared.generation != self.reported.generation:
+            prepared = self.prepare(items, known)
+        elif any(i.dup and known.get(i.packet_id) == i.digest for i in items if i.dup):
+            before = prepared.states_before
+            prepared = self.prepare(
+                items,
+                known,
+                reported=lambda d: before[d] if d in before else self.reported.lookup(d),
+            )
+        if self.exclusive or not prepared.states_before:
+            return prepared
+        truth = states.read(session, prepared.states_before)
+        if truth == prepared.states_before:
+            return prepared
+        return self.prepare(
+            items,
+            known,
+            reported=lambda d: truth[d] if d in truth else states.read(session, [d])[d],
+        )
 
     def _journal(self, session: Session, digests: list[str], now: datetime) -> int | None:
         """Journal the batch's deliveries; prune old batches now and then."""

@@ -229,6 +229,7 @@ class IngestWorker:
             cfg.root,
             security,
             reported=StateCache(db),
+            exclusive=not cfg.shared,
             dialect=db.engine.dialect.name,
         )
         # Bounded: Mosquitto 2.0.11 sends far more than our Receive Maximum
@@ -464,6 +465,7 @@ class IngestWorker:
                 # A bug, not the database: keep the writer alive. The batch is
                 # not acknowledged, so the broker redelivers it on reconnect.
                 log.exception("ingest: unexpected error writing a batch")
+                self.store.reported.forget()
                 self._stop.wait(1.0)
                 self._jobs.task_done()
                 continue
@@ -513,6 +515,7 @@ class IngestWorker:
                         session, items, confirmed, stale_before, utcnow(), prepared=prepared
                     )
             except SQLAlchemyError as exc:
+                self.store.reported.forget()
                 if self._database_down(exc):
                     log.warning("ingest: database unavailable (%s); retry in %.1fs", exc, backoff)
                     self._stop.wait(backoff)
