@@ -65,10 +65,6 @@ STILL_TRUE: dict[tuple[str, str], str] = {
         "The gateway stores it but does not yet use it to recognise repeats |",
     ): REPEATS,
     (
-        "docs/devices.md",
-        "The listener is plain MQTT (no TLS yet), on port 1883 by default.",
-    ): "MOYDOM_MQTT_URL takes mqtt:// only; the generated mosquitto.conf has no TLS listener",
-    (
         "docs/ingest.md",
         "`health` is `null` until the device's first accepted message. moydom does not yet "
         "mark a silent device offline on its own: compare `last_seen_at` with the device's "
@@ -77,11 +73,10 @@ STILL_TRUE: dict[tuple[str, str], str] = {
     ("docs/operators.md", "No package is built yet."): "installed from the source tree",
     (
         "docs/operators.md",
-        "Not built in this version: TLS on the MQTT listener (`MOYDOM_MQTT_URL` accepts only "
-        "`mqtt://`), opening gates and intercom doors from the app (the gateway sends keypads "
-        "and sirens their commands, but no API sends a gate or an intercom one), retention of "
-        "events and rejected messages (neither is ever deleted), a way to retire an ingest "
-        "worker, and contract deletion.",
+        "Not built in this version: opening gates and intercom doors from the app (the gateway "
+        "sends keypads and sirens their commands, but no API sends a gate or an intercom one), "
+        "retention of events and rejected messages (neither is ever deleted), a way to retire "
+        "an ingest worker, and contract deletion.",
     ): "the list of what this version lacks: each item checked against the code",
     (
         "docs/operators.md",
