@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.db.models import DeviceHealth, Event, IngestMarker
+from gateway.db.upsert import is_postgres
 
 CHUNK = 500
 
@@ -60,10 +61,6 @@ _PG_DELETE_MARKERS = text(
     "USING unnest(CAST(:packet AS integer[]), CAST(:digest AS varchar[])) AS c(p, d) "
     "WHERE m.session = :session AND m.packet_id = c.p AND m.digest = c.d"
 )
-
-
-def _is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _array(values: Any) -> str:
@@ -124,7 +121,7 @@ def upsert_markers(session: Session, session_name: str, markers: dict[int, str],
     """One marker per packet id (the dict already keeps the last digest)."""
     if not markers:
         return
-    if _is_pg(session):
+    if is_postgres(session):
         session.execute(
             _PG_UPSERT_MARKERS,
             {
@@ -153,7 +150,7 @@ def delete_markers(session: Session, session_name: str, pairs: list[tuple[int, s
     """Delete markers whose acknowledgement the broker confirmed, by (packet id, digest)."""
     if not pairs:
         return
-    if _is_pg(session):
+    if is_postgres(session):
         session.execute(
             _PG_DELETE_MARKERS,
             {
@@ -208,17 +205,3 @@ def upsert_health(session: Session, rows: list[HealthRow]) -> None:
             _health_upsert(session.get_bind().dialect.name),
             [dict(zip(HEALTH_COLUMNS, row, strict=True)) for row in rows],
         )
-
-
-def upsert(session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT … ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike.
-
-    The statement is built from the first row's columns: every row must have
-    the same ones.
-    """
-    if not rows:
-        return
-    dialect = postgresql if _is_pg(session) else sqlite
-    stmt = dialect.insert(model)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)

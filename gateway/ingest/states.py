@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db.engine import Database
 from gateway.db.models import DeviceState, utcnow
-from gateway.ingest import bulk
+from gateway.db.upsert import upsert
 
 State = dict[str, Any]
 Lookup = Callable[[int], State]
@@ -68,7 +68,7 @@ def write(session: Session, states: dict[int, State], at: datetime) -> None:
         {"device_id": device_id, "state": state, "updated_at": at}
         for device_id, state in sorted(states.items())
     ]
-    bulk.upsert(session, DeviceState, rows, ["device_id"])
+    upsert(session, DeviceState, rows, ["device_id"])
 
 
 class StateCache:

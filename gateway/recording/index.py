@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from gateway.db.engine import Database
 from gateway.db.media_models import MotionSpan, Recording
 from gateway.db.models import DeviceHealth, Event
-from gateway.ingest import bulk
+from gateway.db.upsert import upsert
 from recorder.archive import reconcile, scan
 from recorder.layout import SegmentInfo
 from recorder.motion import MotionRange
@@ -204,7 +204,7 @@ class IndexWriter:
             event = self._event(
                 ref, "availability", {"state": state, "reason": item.reason}, item.at
             )
-            bulk.upsert(
+            upsert(
                 session,
                 DeviceHealth,
                 [{"device_id": ref.device_id, "online": item.online, "last_seen_at": item.at}],
