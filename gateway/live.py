@@ -28,11 +28,11 @@ from sqlalchemy import Row, Select, select
 
 from devices.topics import events_notice_topic
 from gateway.api.security_schemas import AlertOut, CaseOut
+from gateway.api.shown import load_alerts, load_cases
 from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Event, Home
 from gateway.security.effects import Changes
-from gateway.security.views import load_alerts, load_cases
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,7 @@ import logging
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gateway import pages
-from gateway.api import metrics
+from gateway.api import metrics, pages
 from gateway.api.middleware import SecurityHeaders, WebSocketOrigin
 from gateway.api.routes import (
     admin_alerts,

@@ -11,9 +11,10 @@ from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
 from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
 from gateway.api.schemas import errors
 from gateway.api.security_schemas import AlertPage, Category, NotificationSettings
+from gateway.api.shown import shown_alert
 from gateway.db.security_models import Alert, NotificationPrefs
 from gateway.security.alerts import DEFAULT_CHANNELS, channels_for
-from gateway.security.views import alert_view, shown_alert
+from gateway.security.views import alert_view
 
 router = APIRouter(tags=["subscriber"], responses=errors(401))
 

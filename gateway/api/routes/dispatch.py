@@ -22,6 +22,7 @@ from gateway.api.security_schemas import (
     NoteBody,
     TeamBody,
 )
+from gateway.api.shown import case_out, load_cases
 from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump
 from gateway.context import AppContext
 from gateway.db.models import utcnow
@@ -31,7 +32,6 @@ from gateway.live import DISPATCH, Live
 from gateway.login import guard, record_failure
 from gateway.passwords import burn_verify, verify_password
 from gateway.security.effects import Changes
-from gateway.security.views import case_out, load_cases
 from gateway.tokens import DISPATCHER, Principal, issue
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"], responses=errors(401))
