@@ -12,7 +12,9 @@ list, and writes the PUBACKs of a committed batch with one ``sendall``.
 
 What it implements of MQTT v5 (OASIS standard, 2019):
 
-- CONNECT with clean start off, Session Expiry Interval and Receive Maximum,
+- CONNECT with clean start off, Session Expiry Interval, Receive Maximum and
+  Maximum Packet Size (:data:`MAX_PACKET_BYTES`: the broker drops, rather
+  than sends, anything larger, and a packet that claims more is refused),
   user name and password; CONNACK (session present, reason code, the server's
   keep alive if it sets one);
 - SUBSCRIBE and UNSUBSCRIBE with their ACKs; the worker's probes are
@@ -49,6 +51,9 @@ from itertools import chain
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024
+MAX_PACKET_BYTES = 2 * 1024 * 1024
+"""Twice the largest packet the generated broker config accepts from a device
+(``max_packet_size 1048576``); ingest refuses bodies over 64 KiB anyway."""
 CONNECT_TIMEOUT_S = 10.0
 SEND_TIMEOUT_S = 30.0
 """A send that blocks this long (the broker reads nothing) counts as a lost connection."""
@@ -382,6 +387,8 @@ class IngestLink:
             + struct.pack(">I", cfg.session_expiry_s)
             + b"\x21"
             + struct.pack(">H", cfg.receive_maximum)
+            + b"\x27"
+            + struct.pack(">I", MAX_PACKET_BYTES)
         )
         # Flags: user name, password; clean start off.
         header = _string("MQTT") + b"\x05\xc0" + struct.pack(">H", cfg.keepalive_s)
@@ -442,14 +449,17 @@ class IngestLink:
             if buf:
                 self._dispatch(buf, epoch)
             now = time.monotonic()
-            if self._ping_sent is not None and now - self._ping_sent > self._keepalive:
-                raise ConnectionLost("no answer to PINGREQ within the keep-alive interval")
             self.ping_if_due()
             wait = max(0.05, min(1.0, self._last_sent + self._keepalive - now))
             # TLS may hold decrypted bytes the socket no longer shows as readable.
             pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
             ready = pending or select.select([sock], [], [], wait)[0]
             if not ready:
+                # Only a socket with nothing to read is a silent broker: after
+                # the worker held the reader back, the PINGRESP waits unread.
+                ping = self._ping_sent
+                if ping is not None and time.monotonic() - ping > self._keepalive:
+                    raise ConnectionLost("no answer to PINGREQ within the keep-alive interval")
                 continue
             data = sock.recv(READ_CHUNK)
             if not data:
@@ -534,13 +544,16 @@ def _publish(first: int, buf: bytearray, start: int, end: int) -> Incoming:
 
 def _header(buf: bytearray, pos: int, size: int) -> tuple[int, int] | None:
     """(start, end) of the body of the packet at ``pos``; None if its fixed
-    header is not all in ``buf`` yet."""
+    header is not all in ``buf`` yet. A remaining length over four bytes, or
+    over :data:`MAX_PACKET_BYTES`, is a protocol error."""
     length, shift, i = 0, 0, pos + 1
     while i < size:
         byte = buf[i]
         i += 1
         length |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if i - pos + length > MAX_PACKET_BYTES:
+                raise ProtocolError(f"a packet of {length} bytes, over the maximum we allow")
             return i, i + length
         shift += 7
         if shift > 21:

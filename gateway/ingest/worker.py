@@ -312,12 +312,14 @@ class IngestWorker:
 
     def _probe(self, answer: _ProbeAnswered) -> None:
         # The id is registered before the UNSUBSCRIBE goes out, so its answer
-        # cannot arrive first.
+        # cannot arrive first; the lock is not held across the send, which
+        # may block while the reader thread (which takes it) is busy.
         with self._probe_lock:
             mid = self._link.new_packet_id()
             self._probes[mid] = answer
-            if self._link.unsubscribe(answer.epoch, f"{self.cfg.root}/$probe", mid) is None:
-                del self._probes[mid]
+        if self._link.unsubscribe(answer.epoch, f"{self.cfg.root}/$probe", mid) is None:
+            with self._probe_lock:
+                self._probes.pop(mid, None)
 
     def _on_unsuback(self, mid: int) -> None:
         with self._probe_lock:

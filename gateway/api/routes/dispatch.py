@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, WebSocket
 from sqlalchemy import select
 
 from gateway.api.deps import CtxDep, CurrentDispatcher, SessionDep, dispatcher_from_token
-from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
+from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import TokenOut, errors
 from gateway.api.security_schemas import (
     CaseOut,
@@ -67,21 +67,17 @@ def list_cases(
     _dispatcher: CurrentDispatcher,
     session: SessionDep,
     state: Filter = "active",
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CasePage:
     """Cases newest first; ``active`` (the default) is every case not closed."""
-    query = select(Case).order_by(Case.id.desc()).limit(limit + 1)
+    query = keyset(select(Case), Case.id, cursor, limit)
     if state == "active":
         query = query.where(Case.status != CaseStatus.CLOSED)
     elif state != "all":
         query = query.where(Case.status == state)
-    if cursor is not None:
-        query = query.where(Case.id < decode_cursor(cursor))
-    cases = list(session.scalars(query))
-    items = [case_out(session, c) for c in cases[:limit]]
-    more = len(cases) > limit
-    return CasePage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    cases, next_cursor = page(list(session.scalars(query)), limit, lambda case: case.id)
+    return CasePage(items=[case_out(session, c) for c in cases], next_cursor=next_cursor)
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=errors(404))

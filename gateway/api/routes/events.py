@@ -9,34 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket
 
 from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
+from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
 from gateway.api.security_schemas import AlertOut
 from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump, subscriber_of
 from gateway.db.models import Device, Event, Home
-from gateway.errors import MoydomError
+from gateway.errors import Invalid
 from gateway.live import Live, LiveEvent, event_view, shown
 
 router = APIRouter(tags=["subscriber"], responses=errors(401))
 
-CURSOR_PATTERN = r"^[0-9]{1,18}$"
-
-
-class BadQuery(MoydomError):
-    status_code = 422
-
-
-def encode_cursor(event_id: int) -> str:
-    """The id of the last item shown: the next page starts below it (keyset)."""
-    return str(event_id)
-
-
-def decode_cursor(cursor: str) -> int:
-    return int(cursor)  # the pattern guarantees digits that fit a BIGINT
-
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise BadQuery(f"{name} needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+        raise Invalid(f"{name} needs a time zone (e.g. 2026-11-25T10:00:00Z)")
     return value
 
 
@@ -48,7 +34,7 @@ def list_events(
     *,
     principal: CurrentPrincipal,
     session: SessionDep,
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     home: IdFilter = None,
     device: IdFilter = None,
@@ -57,14 +43,9 @@ def list_events(
     until: datetime | None = None,
 ) -> EventPage:
     """The caller's events, newest first; pass ``next_cursor`` back for older ones."""
-    query = (
-        event_view()
-        .where(Event.contract_id == principal.contract_id)
-        .order_by(Event.id.desc())
-        .limit(limit + 1)
+    query = keyset(
+        event_view().where(Event.contract_id == principal.contract_id), Event.id, cursor, limit
     )
-    if cursor is not None:
-        query = query.where(Event.id < decode_cursor(cursor))
     if home is not None:
         query = query.where(Home.uid == home)
     if device is not None:
@@ -75,10 +56,9 @@ def list_events(
         query = query.where(Event.received_at >= start)
     if (end := _aware("until", until)) is not None:
         query = query.where(Event.received_at < end)
-    rows = session.execute(query).all()
-    items = [EventOut.model_validate(shown(row), from_attributes=True) for row in rows[:limit]]
-    more = len(rows) > limit
-    return EventPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    rows, next_cursor = page(session.execute(query).all(), limit, lambda row: row[0].id)
+    items = [EventOut.model_validate(shown(row), from_attributes=True) for row in rows]
+    return EventPage(items=items, next_cursor=next_cursor)
 
 
 def _render(item: Live) -> dict[str, Any] | None:
