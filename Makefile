@@ -40,7 +40,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway devices recorder alarms tests bench
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 # Installs only what is missing, so a second run costs a dpkg query.
 system-deps:

@@ -31,7 +31,8 @@ class Piece:
 
 
 class ExportError(Exception):
-    """Nothing to export, or a segment could not be read."""
+    """Nothing to export, a segment could not be read, or the file not written
+    (PyAV's and the OS's errors arrive as this: callers see no media library)."""
 
 
 def _seconds(value: int, time_base: Fraction) -> float:
@@ -47,6 +48,19 @@ def export(
 ) -> float:
     """Write ``out`` (atomically: a temporary name, then a rename); returns
     the duration in seconds. ``pieces`` are in time order."""
+    try:
+        return _export(pieces, start, end, out, progress)
+    except (av.FFmpegError, OSError) as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def _export(
+    pieces: Sequence[Piece],
+    start: datetime,
+    end: datetime,
+    out: Path,
+    progress: Callable[[float], None],
+) -> float:
     wanted = [p for p in pieces if p.end > start and p.start < end]
     if not wanted:
         raise ExportError("no recording in that range")

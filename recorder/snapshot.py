@@ -13,11 +13,19 @@ JPEG_QUALITY = 85
 
 
 class SnapshotError(Exception):
-    """The segment holds no decodable frame at that time."""
+    """The segment holds no decodable frame at that time, or cannot be read
+    (PyAV's and the OS's errors arrive as this: callers see no media library)."""
 
 
 def snapshot(path: Path, segment_start: datetime, at: datetime | None = None) -> bytes:
     """The frame shown at ``at`` (or the segment's last frame), as JPEG bytes."""
+    try:
+        return _snapshot(path, segment_start, at)
+    except (av.FFmpegError, OSError) as exc:
+        raise SnapshotError(str(exc)) from exc
+
+
+def _snapshot(path: Path, segment_start: datetime, at: datetime | None) -> bytes:
     target = None if at is None else (at - segment_start).total_seconds()
     chosen = None
     with av.open(str(path)) as source:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api import metrics, pages
+from gateway.api.errors import domain_error
 from gateway.api.middleware import SecurityHeaders, WebSocketOrigin
 from gateway.api.routes import (
     admin_alerts,
@@ -27,17 +28,9 @@ from gateway.api.routes import (
     security,
 )
 from gateway.context import AppContext
-from gateway.errors import MoydomError, Throttled
+from gateway.errors import MoydomError
 
 log = logging.getLogger(__name__)
-
-
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, MoydomError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
-    if exc.status_code == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -77,6 +70,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     docs = [path for path in (app.docs_url, app.redoc_url) if path]
     app.add_middleware(SecurityHeaders, docs_paths=docs)
     app.add_middleware(WebSocketOrigin, allowed=ctx.settings.allowed_origins)
-    app.add_exception_handler(MoydomError, _domain_error)
+    app.add_exception_handler(MoydomError, domain_error)
     app.add_exception_handler(Exception, _unexpected)
     return app

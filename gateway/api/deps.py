@@ -13,18 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from devices.kinds import DeviceKind
 from gateway.api.schemas import DeviceIdPath, HomeIdPath
 from gateway.context import AppContext
 from gateway.db.models import Contract, Device, Home
 from gateway.db.security_models import Dispatcher
-from gateway.errors import InvalidCredentials, MoydomError, NotFound
+from gateway.errors import InvalidCredentials, NotFound
 from gateway.tokens import DISPATCHER, OWNER, Principal, TokenError, decode
 
 _bearer = HTTPBearer(auto_error=False)
-
-
-class Unauthorized(MoydomError):
-    status_code = 401
 
 
 def get_ctx(conn: HTTPConnection) -> AppContext:
@@ -49,7 +46,7 @@ def require_admin(ctx: CtxDep, creds: BearerDep) -> None:
     """The billing system's bearer token (``MOYDOM_ADMIN_TOKEN``)."""
     expected = ctx.secrets.admin_token.encode()
     if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected):
-        raise Unauthorized("admin token required")
+        raise InvalidCredentials("admin token required")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
@@ -77,7 +74,7 @@ def principal_from_token(ctx: AppContext, session: Session, token: str) -> Princ
 
 def current_principal(ctx: CtxDep, session: SessionDep, creds: BearerDep) -> Principal:
     if creds is None:
-        raise Unauthorized("bearer token required")
+        raise InvalidCredentials("bearer token required")
     return principal_from_token(ctx, session, creds.credentials)
 
 
@@ -92,6 +89,25 @@ def owned_device(
 
 
 OwnedDevice = Annotated[Device, Depends(owned_device)]
+
+
+def camera_of(ctx: AppContext, session: Session, contract_id: int, device_id: str) -> Device:
+    """The contract's own live camera: another contract's id, or a device that
+    is no camera, is a plain 404. For the dependencies and for re-checks
+    outside a request (a live session's)."""
+    device = ctx.provisioner.get_device(session, contract_id, device_id)
+    if device.kind != DeviceKind.CAMERA:
+        raise NotFound(f"no camera {device.uid}")
+    return device
+
+
+def owned_camera(
+    device_id: DeviceIdPath, principal: CurrentPrincipal, session: SessionDep, ctx: CtxDep
+) -> Device:
+    return camera_of(ctx, session, principal.contract_id, device_id)
+
+
+OwnedCamera = Annotated[Device, Depends(owned_camera)]
 
 
 def owned_home(home_id: HomeIdPath, principal: CurrentPrincipal, session: SessionDep) -> Home:
@@ -122,7 +138,7 @@ def dispatcher_from_token(ctx: AppContext, session: Session, token: str) -> Disp
 
 def current_dispatcher(ctx: CtxDep, session: SessionDep, creds: BearerDep) -> Dispatcher:
     if creds is None:
-        raise Unauthorized("bearer token required")
+        raise InvalidCredentials("bearer token required")
     return dispatcher_from_token(ctx, session, creds.credentials)
 
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
-from gateway.api.deps import BearerDep, CtxDep, Unauthorized
+from gateway.api.deps import BearerDep, CtxDep
+from gateway.errors import InvalidCredentials
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,6 +26,6 @@ def metrics(request: Request, ctx: CtxDep, creds: BearerDep) -> Response:
     configured = ctx.settings.metrics_token
     expected = configured.get_secret_value() if configured else ctx.secrets.admin_token
     if creds is None or not hmac.compare_digest(creds.credentials.encode(), expected.encode()):
-        raise Unauthorized("metrics token required")
+        raise InvalidCredentials("metrics token required")
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(REGISTRY), media_type=content_type)

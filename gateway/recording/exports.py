@@ -10,7 +10,6 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -77,7 +76,7 @@ class Exporter:
             with self.db.session() as session:
                 found = pieces(session, self.archive, device_id, start, end)
             export(found, start, end, out, lambda f: self._set(job, progress=round(f, 3)))
-        except (ExportError, OSError, ValueError, av.FFmpegError) as exc:
+        except (ExportError, OSError, ValueError) as exc:
             log.warning("export %s failed: %s", job, exc)
             self._set(job, status="failed", error=str(exc)[:500])
             return

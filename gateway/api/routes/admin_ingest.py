@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from gateway.api.deps import AdminDep, SessionDep
-from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
+from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import RejectedOut, RejectedPage, errors
 from gateway.db.models import Device, RejectedMessage
 
@@ -21,22 +21,22 @@ def list_rejected(
     *,
     session: SessionDep,
     _: AdminDep,
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     reason: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
 ) -> RejectedPage:
     """Rejected device messages, newest first, with topic, raw bytes and reason."""
-    query = (
-        select(RejectedMessage, Device.uid)
-        .outerjoin(Device, Device.id == RejectedMessage.device_id)
-        .order_by(RejectedMessage.id.desc())
-        .limit(limit + 1)
+    query = keyset(
+        select(RejectedMessage, Device.uid).outerjoin(
+            Device, Device.id == RejectedMessage.device_id
+        ),
+        RejectedMessage.id,
+        cursor,
+        limit,
     )
-    if cursor is not None:
-        query = query.where(RejectedMessage.id < decode_cursor(cursor))
     if reason is not None:
         query = query.where(RejectedMessage.reason == reason)
-    rows = session.execute(query).all()
+    rows, next_cursor = page(session.execute(query).all(), limit, lambda row: row[0].id)
     items = [
         RejectedOut(
             id=r.id,
@@ -48,7 +48,6 @@ def list_rejected(
             payload_text=r.payload[:2000].decode("utf-8", errors="replace"),
             received_at=r.received_at,
         )
-        for r, device_uid in rows[:limit]
+        for r, device_uid in rows
     ]
-    more = len(rows) > limit
-    return RejectedPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    return RejectedPage(items=items, next_cursor=next_cursor)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
-from gateway.api.routes.events import CURSOR_PATTERN, decode_cursor, encode_cursor
+from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import errors
 from gateway.api.security_schemas import AlertPage, Category, NotificationSettings
 from gateway.api.shown import shown_alert
@@ -24,25 +24,18 @@ def list_alerts(
     *,
     principal: CurrentPrincipal,
     session: SessionDep,
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     category: Category | None = None,
 ) -> AlertPage:
     """The caller's alerts, newest first; pass ``next_cursor`` back for older ones."""
-    query = (
-        alert_view()
-        .where(Alert.contract_id == principal.contract_id)
-        .order_by(Alert.id.desc())
-        .limit(limit + 1)
+    query = keyset(
+        alert_view().where(Alert.contract_id == principal.contract_id), Alert.id, cursor, limit
     )
-    if cursor is not None:
-        query = query.where(Alert.id < decode_cursor(cursor))
     if category is not None:
         query = query.where(Alert.category == category)
-    rows = session.execute(query).all()
-    items = [shown_alert(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return AlertPage(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    rows, next_cursor = page(session.execute(query).all(), limit, lambda row: row[0].id)
+    return AlertPage(items=[shown_alert(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/me/notifications", response_model=NotificationSettings)

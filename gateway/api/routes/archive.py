@@ -9,20 +9,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import av
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from devices.kinds import DeviceKind
 from gateway.api.deps import (
     BearerDep,
     CtxDep,
     CurrentPrincipal,
-    OwnedDevice,
+    OwnedCamera,
     SessionDep,
-    Unauthorized,
+    camera_of,
     principal_from_token,
 )
 from gateway.api.schemas import DeviceIdPath, errors
@@ -31,7 +29,7 @@ from gateway.context import AppContext
 from gateway.db.media_models import Clip, Export, MotionSpan, Recording
 from gateway.db.models import Contract, Device, Event
 from gateway.db.security_models import Case, CaseStatus
-from gateway.errors import Invalid, NotFound
+from gateway.errors import Invalid, InvalidCredentials, NotFound
 from gateway.recording.exports import Exporter, pieces
 from recorder.export import ExportError, export
 from recorder.snapshot import SnapshotError, snapshot
@@ -43,15 +41,6 @@ MAX_EXPORT = timedelta(hours=12)
 MP4 = "video/mp4"
 
 
-def owned_camera(device: OwnedDevice) -> Device:
-    if device.kind != DeviceKind.CAMERA.value:
-        raise NotFound(f"no camera {device.uid}")
-    return device
-
-
-Camera = Annotated[Device, Depends(owned_camera)]
-
-
 def media_contract(request: Request, ctx: CtxDep, session: SessionDep, creds: BearerDep) -> int:
     """A bearer token, or a signed URL (``gateway.api.signed``) for this very resource."""
     if creds is not None:
@@ -59,7 +48,7 @@ def media_contract(request: Request, ctx: CtxDep, session: SessionDep, creds: Be
     contract_id = verify(ctx.secrets.secret_key, request)
     contract = session.get(Contract, contract_id) if contract_id is not None else None
     if contract is None or not contract.active:
-        raise Unauthorized("bearer token or a valid signed URL required")
+        raise InvalidCredentials("bearer token or a valid signed URL required")
     return contract.id
 
 
@@ -67,19 +56,10 @@ MediaContract = Annotated[int, Depends(media_contract)]
 
 
 def media_camera(
-    device_id: DeviceIdPath, contract_id: MediaContract, session: SessionDep
+    device_id: DeviceIdPath, contract_id: MediaContract, session: SessionDep, ctx: CtxDep
 ) -> Device:
-    device = session.scalars(
-        select(Device).where(
-            Device.uid == device_id,
-            Device.contract_id == contract_id,
-            Device.kind == DeviceKind.CAMERA.value,
-            Device.deleted_at.is_(None),
-        )
-    ).first()
-    if device is None:
-        raise NotFound(f"no camera {device_id}")
-    return device
+    """:data:`~gateway.api.deps.OwnedCamera`'s check, for a bearer token or a signed URL."""
+    return camera_of(ctx, session, contract_id, device_id)
 
 
 MediaCamera = Annotated[Device, Depends(media_camera)]
@@ -128,7 +108,9 @@ def _merge(spans: list[Span], gap: float = 1.5) -> list[Span]:
 
 
 @router.get("/cameras/{device_id}/timeline", response_model=TimelineOut, responses=errors(422))
-def timeline(camera: Camera, session: SessionDep, start: datetime, end: datetime) -> TimelineOut:
+def timeline(
+    camera: OwnedCamera, session: SessionDep, start: datetime, end: datetime
+) -> TimelineOut:
     """Recorded spans (gaps where the camera was away), motion, event clips and
     the camera's online/offline changes in ``[start, end)``."""
     _range(start, end, MAX_TIMELINE)
@@ -195,7 +177,7 @@ def recording(
     if not out.exists():
         try:
             export(found, start, end, out)
-        except (ExportError, OSError, av.FFmpegError) as exc:
+        except ExportError as exc:
             raise NotFound(f"cannot play that range: {exc}") from exc
     return FileResponse(out, media_type=MP4)
 
@@ -208,7 +190,7 @@ class PlaybackOut(BaseModel):
 
 @router.get("/cameras/{device_id}/playback", response_model=PlaybackOut, responses=errors(422))
 def playback(
-    camera: Camera, principal: CurrentPrincipal, ctx: CtxDep, start: datetime, end: datetime
+    camera: OwnedCamera, principal: CurrentPrincipal, ctx: CtxDep, start: datetime, end: datetime
 ) -> PlaybackOut:
     """Signed URLs for ``<video src>`` and ``<img src>`` (which cannot send a
     bearer token): the range's MP4 and a snapshot at its start."""
@@ -253,7 +235,7 @@ def _export_out(row: Export) -> ExportOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses=errors(422),
 )
-def start_export(body: ExportRequest, camera: Camera, ctx: CtxDep) -> ExportOut:
+def start_export(body: ExportRequest, camera: OwnedCamera, ctx: CtxDep) -> ExportOut:
     """Export up to 12 hours into one seekable MP4; poll ``GET /exports/{id}``."""
     _range(body.start, body.end, MAX_EXPORT)
     exporter = Exporter(ctx.db, _archive(ctx), ctx.settings.var_dir.resolve() / "exports")
@@ -311,6 +293,6 @@ def camera_snapshot(
         raise NotFound("no recording at that time")
     try:
         jpeg = snapshot(_archive(ctx) / row.path, row.start, at)
-    except (SnapshotError, OSError, av.FFmpegError) as exc:
+    except SnapshotError as exc:
         raise NotFound(f"no frame at that time: {exc}") from exc
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})

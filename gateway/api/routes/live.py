@@ -20,17 +20,24 @@ from typing import Annotated, Any
 from aiortc import RTCIceServer
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
-from devices.kinds import DeviceKind
 from gateway.api.deps import (
     BearerDep,
     CtxDep,
     CurrentPrincipal,
-    Unauthorized,
+    camera_of,
     principal_from_token,
 )
 from gateway.api.schemas import DeviceIdPath, errors
 from gateway.context import AppContext
-from gateway.errors import Conflict, MoydomError, NotFound
+from gateway.errors import (
+    Conflict,
+    InvalidCredentials,
+    MoydomError,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from gateway.settings import Settings
 from gateway.tokens import Principal
 from recorder.live import CameraUnavailable, CodecNotRelayable
@@ -41,18 +48,6 @@ router = APIRouter(prefix="/cameras", tags=["live"], responses=errors(401, 404))
 SDP = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024
 SessionIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
-
-
-class UnsupportedMediaType(MoydomError):
-    status_code = 415
-
-
-class OfferTooLarge(MoydomError):
-    status_code = 413
-
-
-class CameraOffline(MoydomError):
-    status_code = 503
 
 
 @dataclass(frozen=True)
@@ -71,15 +66,15 @@ def check_caller(ctx: AppContext, token: str, device_id: str) -> LiveCaller:
     connection is held while an offer waits for its camera, and the re-check reuses it."""
     with ctx.db.session() as session:
         principal = principal_from_token(ctx, session, token)
-        device = ctx.provisioner.get_device(session, principal.contract_id, device_id)
-        if device.kind != DeviceKind.CAMERA or not device.rtsp_url:
+        device = camera_of(ctx, session, principal.contract_id, device_id)
+        if not device.rtsp_url:
             raise NotFound(f"no camera {device_id}")
         return LiveCaller(principal, token, device.uid, device.rtsp_url)
 
 
 def live_caller(device_id: DeviceIdPath, ctx: CtxDep, creds: BearerDep) -> LiveCaller:
     if creds is None:
-        raise Unauthorized("bearer token required")
+        raise InvalidCredentials("bearer token required")
     return check_caller(ctx, creds.credentials, device_id)
 
 
@@ -88,7 +83,7 @@ LiveCallerDep = Annotated[LiveCaller, Depends(live_caller)]
 
 def live_of(ctx: AppContext) -> LiveSessions:
     if ctx.live is None:
-        raise CameraOffline("live view does not run in this process")
+        raise Unavailable("live view does not run in this process")
     return ctx.live
 
 
@@ -176,7 +171,7 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
     async for chunk in request.stream():  # stop reading at the limit, not after the whole body
         offer += chunk
         if len(offer) > MAX_OFFER_BYTES:
-            raise OfferTooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
+            raise TooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
 
     def still_allowed() -> bool:
         try:
@@ -200,7 +195,7 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
     except CodecNotRelayable as exc:
         raise Conflict(str(exc)) from exc
     except CameraUnavailable as exc:
-        raise CameraOffline(str(exc)) from exc
+        raise Unavailable(str(exc)) from exc
     location = f"{request.url.path.rstrip('/')}/{answer.session_id}"
     return Response(
         answer.sdp,
