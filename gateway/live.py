@@ -1,8 +1,9 @@
 """Live fan-out of stored events, alerts and dispatch cases to the WebSocket
 subscribers of one API process.
 
-Whoever commits (ingest workers, the alarms role, API processes) announces it
-on ``<root>/_events`` (ids only). The hub listens there, loads the events and
+Whoever commits (ingest workers, the alarms role, the recorder, API
+processes) announces it with a :class:`~gateway.notices.Notice` (ids only).
+The hub hears every notice, loads the events and
 alerts of contracts that have subscribers, and hands each subscriber its own
 contract's rows — the contract id comes from the database row, never from the
 notice's say-so alone, so a subscriber can only ever receive rows of its own
@@ -12,27 +13,32 @@ contract. Cases go to dispatchers' subscriptions.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import secrets
 import ssl
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.orm import Session
 
-from devices.topics import events_notice_topic
-from gateway.api.security_schemas import AlertOut, CaseOut
-from gateway.api.shown import load_alerts, load_cases
 from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Event, Home
-from gateway.security.effects import Changes
+from gateway.db.security_models import Alert, Case, CaseEntry, CaseStatus
+from gateway.notices import Notice, paho_send, publisher_for, subscriber_for
+from gateway.security.views import (
+    AlertView,
+    CaseView,
+    alert_of,
+    alert_view,
+    load_alert_views,
+    load_case_views,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,16 @@ class LiveEvent:
     received_at: datetime
 
 
-Live = LiveEvent | AlertOut | CaseOut
+@dataclass(frozen=True)
+class LiveCase:
+    """A case as it is now; ``seq`` is its newest timeline entry's id, which
+    grows with every change of any case (the dispatch stream's cursor)."""
+
+    seq: int
+    case: CaseView
+
+
+Live = LiveEvent | AlertView | LiveCase
 
 
 class Subscription:
@@ -105,8 +120,82 @@ def load_events(db: Database, ids: list[int], contract_ids: set[int]) -> list[Li
         return [shown(row) for row in session.execute(query.order_by(Event.id))]
 
 
+def live_cases(session: Session, ids: Iterable[int]) -> list[LiveCase]:
+    """These cases as they are now, in the order of their latest change."""
+    cases = load_case_views(session, ids)
+    newest = (
+        select(CaseEntry.case_id, func.max(CaseEntry.id))
+        .where(CaseEntry.case_id.in_([c.id for c in cases]))
+        .group_by(CaseEntry.case_id)
+    )
+    seqs = {case_id: seq for case_id, seq in session.execute(newest)}
+    return sorted((LiveCase(seqs.get(c.id, 0), c) for c in cases), key=lambda c: c.seq)
+
+
+# -- what a stream missed, read back from the database ----------------------
+# So a lost notice, a dropped connection or an API restart loses nothing on
+# screen; capped: a client away for longer resyncs over REST instead.
+
+REPLAY_MAX = 1000
+"""Rows of one kind replayed at most; more missed means "resync over REST"."""
+
+
+class TooFarBehind(Exception):
+    """More than :data:`REPLAY_MAX` rows of a kind were missed."""
+
+
+T = TypeVar("T")
+
+
+def _capped(rows: list[T]) -> list[T]:
+    if len(rows) > REPLAY_MAX:
+        raise TooFarBehind
+    return rows
+
+
+def events_after(session: Session, contract_id: int, after: int) -> list[LiveEvent]:
+    query = event_view().where(Event.contract_id == contract_id, Event.id > after)
+    rows = session.execute(query.order_by(Event.id).limit(REPLAY_MAX + 1))
+    return _capped([shown(row) for row in rows])
+
+
+def alerts_after(session: Session, contract_id: int, after: int) -> list[AlertView]:
+    query = alert_view().where(Alert.contract_id == contract_id, Alert.id > after)
+    rows = session.execute(query.order_by(Alert.id).limit(REPLAY_MAX + 1))
+    return _capped([alert_of(row) for row in rows])
+
+
+def newest_of_contract(session: Session, contract_id: int) -> tuple[int, int]:
+    """(newest event id, newest alert id) of the contract, 0 for none."""
+    event = session.scalar(select(func.max(Event.id)).where(Event.contract_id == contract_id))
+    alert = session.scalar(select(func.max(Alert.id)).where(Alert.contract_id == contract_id))
+    return event or 0, alert or 0
+
+
+def cases_after(session: Session, after: int) -> list[LiveCase]:
+    """Every case with a timeline entry after ``after``, as it is now."""
+    ids = session.scalars(
+        select(CaseEntry.case_id)
+        .where(CaseEntry.id > after)
+        .group_by(CaseEntry.case_id)
+        .order_by(func.max(CaseEntry.id))
+        .limit(REPLAY_MAX + 1)
+    )
+    return live_cases(session, _capped(list(ids)))
+
+
+def open_cases(session: Session) -> list[LiveCase]:
+    """Every case not closed, oldest first (the stream's opening snapshot)."""
+    ids = session.scalars(select(Case.id).where(Case.status != CaseStatus.CLOSED))
+    return sorted(live_cases(session, ids), key=lambda live: live.case.id)
+
+
+def newest_case_entry(session: Session) -> int:
+    return session.scalar(select(func.max(CaseEntry.id))) or 0
+
+
 class EventHub:
-    """One MQTT listener and one loader thread per API process."""
+    """One notice subscriber and one loader thread per API process."""
 
     def __init__(
         self,
@@ -120,33 +209,33 @@ class EventHub:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.db = db
-        self._topic = events_notice_topic(root)
         self._subs: dict[int, set[Subscription]] = {}
         self._lock = threading.Lock()
-        self._notices: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._notices: queue.Queue[Notice | None] = queue.Queue()
         self._client = new_client(
             f"moydom-live-{secrets.token_hex(4)}", username, password, tls=tls
         )
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
+        self._publisher = publisher_for(db, root, paho_send(self._client))
+        self._subscriber = subscriber_for(db, root, self._client)
         self._host, self._port = host, port
         self._loader = threading.Thread(target=self._load_loop, name="live-hub", daemon=True)
 
     def start(self) -> None:
+        self._subscriber.start(self._notices.put)
         self._client.connect_async(self._host, self._port, keepalive=30)
         self._client.loop_start()
         self._loader.start()
 
     def stop(self) -> None:
         self._notices.put(None)
+        self._subscriber.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self._loader.join(5)
 
-    def announce(self, changes: Changes) -> None:
+    def announce(self, notice: Notice) -> None:
         """Tell every API process (this one included) what the caller committed."""
-        if changes.alerts or changes.cases or changes.outbox:
-            self._client.publish(self._topic, json.dumps(changes.notice()), qos=0)
+        self._publisher.publish(notice)
 
     def subscribe(self, contract_id: int) -> Subscription:
         sub = Subscription(contract_id, asyncio.get_running_loop())
@@ -161,22 +250,6 @@ class EventHub:
             if not subs:
                 self._subs.pop(sub.contract_id, None)
 
-    def _on_connect(
-        self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        if not reason.is_failure:
-            client.subscribe(self._topic, qos=0)
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            notice = json.loads(msg.payload)
-            if not isinstance(notice, dict):
-                raise TypeError("not an object")
-        except (ValueError, TypeError):
-            log.error("unreadable events notice")
-            return
-        self._notices.put(notice)
-
     def _load_loop(self) -> None:
         while (notice := self._notices.get()) is not None:
             try:
@@ -184,10 +257,8 @@ class EventHub:
             except Exception:
                 log.exception("live hub: could not load what a notice announced")
 
-    def _deliver(self, notice: dict[str, Any]) -> None:
-        events: list[list[int]] = notice.get("events", [])
-        alerts: list[list[int]] = notice.get("alerts", [])
-        cases: list[int] = notice.get("cases", [])
+    def _deliver(self, notice: Notice) -> None:
+        events, alerts, cases = notice.events, notice.alerts, notice.cases
         with self._lock:
             wanted = {c for _, c in events + alerts if c in self._subs}
             dispatch = bool(cases) and DISPATCH in self._subs
@@ -198,10 +269,11 @@ class EventHub:
                 for e in load_events(self.db, [i for i, c in events if c in wanted], wanted)
             ]
             with self.db.session() as session:
-                found += load_alerts(session, [i for i, c in alerts if c in wanted], wanted)
+                views = load_alert_views(session, [i for i, c in alerts if c in wanted], wanted)
+                found += [(view.contract_id, view) for view in views]
         if dispatch:
             with self.db.session() as session:
-                found += [(DISPATCH, case) for case in load_cases(session, cases)]
+                found += [(DISPATCH, case) for case in live_cases(session, cases)]
         for contract_id, item in found:
             with self._lock:
                 targets = list(self._subs.get(contract_id, ()))

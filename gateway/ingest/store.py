@@ -28,8 +28,8 @@ from gateway.ingest import bulk, replay, states
 from gateway.ingest.bulk import HealthRow
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
 from gateway.ingest.states import Lookup, State, StateCache
+from gateway.notices import Notice
 from gateway.recording.clips import mark_clips
-from gateway.security.effects import Changes
 from gateway.security.panel import SecurityService, ZoneMessage
 from gateway.security.zones import ZONE_KINDS, ZoneDevice
 
@@ -92,7 +92,7 @@ class BatchResult:
     """(event id, contract id) of what this batch stored, for the live stream."""
     journal_seq: int | None = None
     """The batch's number in the session's journal, if it journalled anything."""
-    security: Changes = field(default_factory=Changes)
+    security: Notice = field(default_factory=Notice)
     """What the batch changed at alarm panels: alerts, cases, outbox rows."""
 
 
@@ -418,7 +418,7 @@ class BatchStore:
         session: Session,
         candidates: list[tuple[DeviceRef, DeviceMessage, datetime]],
         now: datetime,
-    ) -> Changes:
+    ) -> Notice:
         """The zone messages of homes with a panel, to their panels.
 
         After the writes: on SQLite the transaction then already holds the
@@ -429,7 +429,7 @@ class BatchStore:
         assert self.security is not None
         panels = self.security.homes_with_panels(session, {d.home_id for d, _, _ in candidates})
         if not panels:
-            return Changes()
+            return Notice()
         messages = [
             ZoneMessage(d.home_id, ZoneDevice(d.id, d.uid, d.name, d.kind), msg, at)
             for d, msg, at in candidates

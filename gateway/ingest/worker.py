@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import queue
 import ssl
@@ -54,7 +53,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from devices.topics import all_devices_filter, events_notice_topic, ingest_watermark_topic
+from devices.topics import all_devices_filter, ingest_watermark_topic
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
@@ -62,6 +61,7 @@ from gateway.ingest.mqtt import Incoming, IngestLink, LinkConfig
 from gateway.ingest.replay import Replay, Watermarks
 from gateway.ingest.states import StateCache
 from gateway.ingest.store import BatchStore, Prepared, Received
+from gateway.notices import Notice, publisher_for
 from gateway.security.panel import SecurityService
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,7 @@ class IngestWorker:
             on_unsuback=self._on_unsuback,
             on_disconnect=self._on_disconnect,
         )
+        self._notices = publisher_for(db, cfg.root, self._link.publish)
         # One classified batch may wait while the one before it is committed.
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=1)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
@@ -516,6 +517,11 @@ class IngestWorker:
                     result = self.store.write(
                         session, items, confirmed, stale_before, utcnow(), prepared=prepared
                     )
+                    if result.new_events or result.security.outbox:
+                        # Tell API processes what to stream and the alarms role
+                        # what to send, once this commits.
+                        notice = Notice(events=result.new_events).merge(result.security)
+                        self._notices.within(session, notice)
             except SQLAlchemyError as exc:
                 self.store.reported.forget()
                 if self._database_down(exc):
@@ -540,12 +546,6 @@ class IngestWorker:
             self.duplicates += result.duplicates
             if result.duplicates:
                 log.info("ingest: %d redelivered messages recognised", result.duplicates)
-            if result.new_events or result.security.outbox:
-                # Tell API processes what to stream and the alarms role what
-                # to send; losing this notice loses nothing stored (clients
-                # catch up with the cursor, the alarms role polls too).
-                notice = json.dumps({"events": result.new_events, **result.security.notice()})
-                self._link.publish(events_notice_topic(self.cfg.root), notice.encode())
             return True
         return False
 

@@ -10,7 +10,6 @@ salvaged first.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -23,11 +22,11 @@ from prometheus_client import Gauge
 from sqlalchemy import select
 
 from devices.kinds import DeviceKind
-from devices.topics import events_notice_topic
 from gateway.broker.client import new_client
 from gateway.broker.tls import client_tls
 from gateway.db.engine import Database
 from gateway.db.models import Device, Home, utcnow
+from gateway.notices import Notice, paho_send, publisher_for
 from gateway.recording.disk import DiskUse, alert_key, measure, report
 from gateway.recording.index import CameraRef, IndexWriter
 from gateway.recording.sweep import Floor, sweep
@@ -110,7 +109,7 @@ class RecorderRole:
             mqtt_password,
             tls=client_tls(settings),
         )
-        self._topic = events_notice_topic(settings.mqtt_topic_root)
+        self._notices = publisher_for(db, settings.mqtt_topic_root, paho_send(self._client))
         self.cameras: dict[str, CameraSpec] = {}
         self.index = IndexWriter(db, self.archive, {}, self._announce)
         self.recorders: dict[str, CameraRecorder] = {}
@@ -125,7 +124,7 @@ class RecorderRole:
         self.ready = threading.Event()
 
     def _announce(self, events: list[tuple[int, int]]) -> None:
-        self._client.publish(self._topic, json.dumps({"events": events}), qos=0)
+        self._notices.publish(Notice(events=events))
 
     def start(self) -> None:
         self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)

@@ -5,16 +5,14 @@ intercom, gate) and channel (app, email, sms)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from gateway.db.security_models import Alert, NotificationPrefs
+from gateway.notices import Notice
 from gateway.outbox.enqueue import Channel, enqueue
 from gateway.security.home import HomeView
-
-if TYPE_CHECKING:  # effects imports this module
-    from gateway.security.effects import Changes
 
 CATEGORIES: Final = ("alarm", "leak", "trouble", "security", "intercom", "gate")
 CHANNELS: Final = ("app", "email", "sms")
@@ -39,7 +37,7 @@ class AlertWriter:
         self,
         session: Session,
         home: HomeView,
-        changes: Changes,
+        changes: Notice,
         now: datetime,
         transports: frozenset[str],
     ) -> None:

@@ -8,7 +8,6 @@ Nothing here talks to the network; the outbox sender does, after commit.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ from devices.kinds import ZIGBEE2MQTT_KINDS, DeviceKind
 from devices.topics import DeviceTopics
 from gateway.db.security_models import AlarmUser, Case, CaseEntry, CaseStatus
 from gateway.dispatch.watch import case_key
+from gateway.notices import Notice
 from gateway.outbox.enqueue import command, contact_id
 from gateway.recording.clips import mark_clips
 from gateway.security.alerts import AlertWriter
@@ -48,24 +48,6 @@ _CATEGORY = {
     AlarmType.LEAK: "leak",
     AlarmType.SUPERVISION: "trouble",
 }
-
-
-@dataclass
-class Changes:
-    """What one transaction changed that others must hear of after commit."""
-
-    alerts: list[tuple[int, int]] = field(default_factory=list)
-    """(alert id, contract id) for the subscribers' live stream."""
-    cases: list[int] = field(default_factory=list)
-    outbox: bool = False
-
-    def merge(self, other: Changes) -> None:
-        self.alerts += other.alerts
-        self.cases += other.cases
-        self.outbox = self.outbox or other.outbox
-
-    def notice(self) -> dict[str, Any]:
-        return {"alerts": self.alerts, "cases": self.cases, "outbox": self.outbox}
 
 
 class EffectWriter:
@@ -79,7 +61,7 @@ class EffectWriter:
         *,
         root: str,
         ack_timeout: timedelta,
-        changes: Changes,
+        changes: Notice,
         now: datetime,
         central_station: bool,
         transports: frozenset[str],

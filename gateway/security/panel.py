@@ -35,8 +35,9 @@ from alarms.keypad import display_for
 from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage
 from gateway.db.security_models import AlarmPanel, Case, CaseEntry, CaseStatus
+from gateway.notices import Notice
 from gateway.security.codes import check_code
-from gateway.security.effects import Changes, EffectWriter
+from gateway.security.effects import EffectWriter
 from gateway.security.home import load_home
 from gateway.security.translate import LATCHING_KINDS, engine_events
 from gateway.security.zones import ZONE_KINDS, ZoneDevice, build_config
@@ -103,7 +104,7 @@ class SecurityService:
         panel: AlarmPanel,
         inputs: Callable[[Callable[[str | None], CodeCheck]], list[tuple[Event, datetime]]],
         now: datetime,
-        changes: Changes,
+        changes: Notice,
     ) -> list[Effect]:
         """Step ``panel`` (locked by the caller) through what ``inputs`` yields.
 
@@ -166,13 +167,13 @@ class SecurityService:
 
     def apply_messages(
         self, session: Session, messages: list[ZoneMessage], now: datetime
-    ) -> Changes:
+    ) -> Notice:
         """Ingest's hook: the batch's zone messages, per home, in arrival order.
 
         Each home runs in a savepoint: should the engine fail on one home's
         input, that is logged and the batch's events are still stored.
         """
-        changes = Changes()
+        changes = Notice()
         by_home: dict[int, list[ZoneMessage]] = {}
         for m in messages:
             if m.device.kind in ZONE_KINDS:
@@ -189,7 +190,7 @@ class SecurityService:
                     for event in engine_events(m.device, m.message, check)
                 ]
 
-            home_changes = Changes()
+            home_changes = Notice()
             try:
                 with session.begin_nested():
                     self.run(session, panel, inputs, now, home_changes)
@@ -199,7 +200,7 @@ class SecurityService:
             changes.merge(home_changes)
         return changes
 
-    def _fault(self, session: Session, panel: AlarmPanel, exc: Exception, now: datetime) -> Changes:
+    def _fault(self, session: Session, panel: AlarmPanel, exc: Exception, now: datetime) -> Notice:
         """The engine failed on this home's input: the events are stored, and
         dispatch gets a fault case saying so — an alarm it may have carried
         must not vanish into a log line."""
@@ -218,7 +219,7 @@ class SecurityService:
         session.flush()
         text = f"the alarm panel could not process sensor input: {type(exc).__name__}: {exc}"
         session.add(CaseEntry(case_id=case.id, at=now, kind="opened", text=text[:1000]))
-        return Changes(cases=[case.id])
+        return Notice(cases=[case.id])
 
     def apply(
         self,
@@ -226,16 +227,16 @@ class SecurityService:
         home_id: int,
         make_event: Callable[[Callable[[str | None], CodeCheck]], Event],
         now: datetime,
-    ) -> tuple[list[Effect], Changes] | None:
+    ) -> tuple[list[Effect], Notice] | None:
         """One request (arm, disarm, bypass) from the API; None: no panel."""
         panel = lock_panels(session, [home_id]).get(home_id)
         if panel is None:
             return None
-        changes = Changes()
+        changes = Notice()
         effects = self.run(session, panel, lambda check: [(make_event(check), now)], now, changes)
         return effects, changes
 
-    def tick_due(self, session: Session, now: datetime, limit: int = 100) -> Changes:
+    def tick_due(self, session: Session, now: datetime, limit: int = 100) -> Notice:
         """Fire the deadlines that are due (the alarms role calls this)."""
         query = (
             select(AlarmPanel.home_id)
@@ -243,7 +244,7 @@ class SecurityService:
             .order_by(AlarmPanel.next_deadline)
             .limit(limit)
         )
-        changes = Changes()
+        changes = Notice()
         due = list(session.scalars(query))
         for home_id, panel in lock_panels(session, due).items():
             if panel.next_deadline is None or panel.next_deadline > now:

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.db.security_models import Case, CaseEntry, CaseStatus
-from gateway.security.effects import Changes
+from gateway.notices import Notice
 
 
-def resend_due(session: Session, now: datetime, ack_timeout: timedelta) -> Changes:
-    changes = Changes()
+def resend_due(session: Session, now: datetime, ack_timeout: timedelta) -> Notice:
+    changes = Notice()
     query = (
         select(Case)
         .where(Case.next_resend_at <= now, Case.status == CaseStatus.OPEN)

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import threading
 from datetime import datetime, timedelta
-from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import func, select
 
-from devices.topics import events_notice_topic
 from gateway.broker.client import new_client
 from gateway.broker.tls import client_tls
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.db.security_models import AlarmPanel
 from gateway.dispatch.watch import StationWatch
+from gateway.notices import Notice, paho_send, publisher_for, subscriber_for
 from gateway.outbox.sender import OutboxSender
 from gateway.outbox.transports import policies
-from gateway.security.effects import Changes
 from gateway.security.panel import security_service
 from gateway.security.resend import resend_due
 from gateway.settings import Settings
@@ -43,15 +38,15 @@ class AlarmsRole:
         self.settings = settings
         self.db = db
         self.security = security_service(settings)
-        self._topic = events_notice_topic(settings.mqtt_topic_root)
         self._client = new_client(
             f"moydom-alarms-{secrets.token_hex(4)}",
             settings.mqtt_username,
             mqtt_password,
             tls=client_tls(settings),
         )
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
+        root = settings.mqtt_topic_root
+        self._notices = publisher_for(db, root, paho_send(self._client))
+        self._heard = subscriber_for(db, root, self._client)
         watch = StationWatch(db, self._announce_cases)
         self.outbox = OutboxSender(
             db, policies(settings, self._client, watch), settings.alarms_poll_s
@@ -64,6 +59,7 @@ class AlarmsRole:
 
     def start(self) -> None:
         self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
+        self._heard.start(self._on_notice)
         self._client.loop_start()
         self._thread.start()
 
@@ -71,30 +67,17 @@ class AlarmsRole:
         if self._loop is not None and self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(10)
+        self._heard.stop()
         self._client.disconnect()
         self._client.loop_stop()
 
     def _announce_cases(self, cases: list[int]) -> None:
         """Cases whose timeline changed outside a step (the station watch): to
         the dispatch streams, through the same commit notice as everything else."""
-        self._client.publish(self._topic, json.dumps(Changes(cases=cases).notice()), qos=0)
+        self._notices.publish(Notice(cases=cases))
 
-    def _on_connect(
-        self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
-    ) -> None:
-        if not reason.is_failure:
-            client.subscribe(self._topic, qos=0)
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            notice = json.loads(msg.payload)
-        except ValueError:
-            return
-        if (
-            self._loop is not None
-            and isinstance(notice, dict)
-            and (notice.get("outbox") or notice.get("cases") or notice.get("alerts"))
-        ):
+    def _on_notice(self, notice: Notice) -> None:
+        if self._loop is not None and (notice.outbox or notice.cases or notice.alerts):
             self._loop.call_soon_threadsafe(self._poke)
 
     def _poke(self) -> None:
@@ -129,23 +112,26 @@ class AlarmsRole:
                     sleep = min(sleep, max(0.0, (next_at - utcnow()).total_seconds()))
             except Exception:
                 log.exception("alarms: cannot process due deadlines; retrying")
-                changes = Changes()
-            if changes.alerts or changes.cases or changes.outbox:
-                self._client.publish(self._topic, json.dumps(changes.notice()), qos=0)
+                changes = Notice()
+            if changes:
                 self._poke()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), sleep)
 
-    def _due(self) -> tuple[Changes, datetime | None]:
-        """Fire what is due; return what changed and the next deadline."""
+    def _due(self) -> tuple[Notice, datetime | None]:
+        """Fire what is due, announcing each transaction's changes with it;
+        return what changed and the next deadline."""
         now = utcnow()
-        changes = Changes()
+        changes = Notice()
         with self.db.transaction() as session:
-            changes.merge(self.security.tick_due(session, now))
+            fired = self.security.tick_due(session, now)
+            self._notices.within(session, fired)
         with self.db.transaction() as session:
-            changes.merge(
-                resend_due(session, now, timedelta(seconds=self.settings.dispatch_ack_timeout_s))
+            resent = resend_due(
+                session, now, timedelta(seconds=self.settings.dispatch_ack_timeout_s)
             )
+            self._notices.within(session, resent)
+        changes.merge(fired).merge(resent)
         with self.db.session() as session:
             next_at = session.scalar(select(func.min(AlarmPanel.next_deadline)))
         return changes, next_at

@@ -22,16 +22,23 @@ from gateway.api.security_schemas import (
     NoteBody,
     TeamBody,
 )
-from gateway.api.shown import case_out, load_cases
-from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump
+from gateway.api.shown import case_out, case_out_of
+from gateway.api.streaming import WS_UNAUTHORIZED, Position, Replay, accept_stream, pump
 from gateway.context import AppContext
 from gateway.db.models import utcnow
 from gateway.db.security_models import Case, CaseEntry, CaseStatus, Dispatcher
 from gateway.errors import Conflict, InvalidCredentials, MoydomError, NotFound
-from gateway.live import DISPATCH, Live
+from gateway.live import (
+    DISPATCH,
+    Live,
+    LiveCase,
+    cases_after,
+    newest_case_entry,
+    open_cases,
+)
 from gateway.login import guard, record_failure
+from gateway.notices import Notice
 from gateway.passwords import burn_verify, verify_password
-from gateway.security.effects import Changes
 from gateway.tokens import DISPATCHER, Principal, issue
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"], responses=errors(401))
@@ -110,7 +117,7 @@ def _change(
         session.flush()
         out = case_out(session, case)
     if ctx.hub is not None:
-        ctx.hub.announce(Changes(cases=[case_id]))
+        ctx.hub.announce(Notice(cases=[case_id]))
     return out
 
 
@@ -172,28 +179,32 @@ def _dispatcher_ok(ctx: AppContext, token: str | None) -> bool:
 
 
 def _render(item: Live) -> dict[str, Any] | None:
-    return (
-        {"type": "case", "case": item.model_dump(mode="json")}
-        if isinstance(item, CaseOut)
-        else None
-    )
+    if isinstance(item, LiveCase):
+        return {"type": "case", "case": case_out_of(item.case).model_dump(mode="json")}
+    return None
 
 
-def _snapshot(ctx: AppContext) -> list[dict[str, Any]]:
-    with ctx.db.session() as session:
-        ids = session.scalars(
-            select(Case.id).where(Case.status != CaseStatus.CLOSED).order_by(Case.id)
-        )
-        return [
-            {"type": "case", "case": c.model_dump(mode="json")} for c in load_cases(session, ids)
-        ]
+def _replay(ctx: AppContext) -> Replay:
+    """Without a cursor, every case not closed; with one, every case changed after it."""
+
+    def replay(after: Position | None) -> tuple[list[Live], Position]:
+        with ctx.db.session() as session:
+            if after is None:
+                return [*open_cases(session)], Position({"case": newest_case_entry(session)})
+            return [*cases_after(session, after.ids["case"])], after
+
+    return replay
 
 
 @router.websocket("/stream")
 async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     """Every case that is not closed, first, then each case as it opens,
     changes or is re-sent: ``{"type": "case", "case": …}``. Close code 4401
-    for a missing or invalid dispatcher token (a subscriber's included)."""
+    for a missing or invalid dispatcher token (a subscriber's included).
+
+    Resuming: every message has a ``cursor``; reconnect with ``?after=<cursor>``
+    to be sent every case changed since (closed ones included) instead of the
+    open ones, then ``{"type": "position", "cursor": …}``, then live changes."""
     token = await accept_stream(websocket)
     if ctx.hub is None or not await asyncio.to_thread(_dispatcher_ok, ctx, token):
         await websocket.close(WS_UNAUTHORIZED, "dispatcher token required")
@@ -204,5 +215,6 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
         DISPATCH,
         still_allowed=lambda: _dispatcher_ok(ctx, token),
         render=_render,
-        first=lambda: _snapshot(ctx),
+        kinds=("case",),
+        replay=_replay(ctx),
     )

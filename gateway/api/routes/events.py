@@ -11,11 +11,28 @@ from fastapi import APIRouter, Query, WebSocket
 from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
-from gateway.api.security_schemas import AlertOut
-from gateway.api.streaming import WS_UNAUTHORIZED, accept_stream, pump, subscriber_of
+from gateway.api.shown import alert_out
+from gateway.api.streaming import (
+    WS_UNAUTHORIZED,
+    Position,
+    Replay,
+    accept_stream,
+    pump,
+    subscriber_of,
+)
+from gateway.context import AppContext
 from gateway.db.models import Device, Event, Home
 from gateway.errors import Invalid
-from gateway.live import Live, LiveEvent, event_view, shown
+from gateway.live import (
+    Live,
+    LiveEvent,
+    alerts_after,
+    event_view,
+    events_after,
+    newest_of_contract,
+    shown,
+)
+from gateway.security.views import AlertView
 
 router = APIRouter(tags=["subscriber"], responses=errors(401))
 
@@ -61,9 +78,25 @@ def list_events(
     return EventPage(items=items, next_cursor=next_cursor)
 
 
+KINDS = ("event", "alert")
+
+
+def _replay(ctx: AppContext, contract_id: int) -> Replay:
+    def replay(after: Position | None) -> tuple[list[Live], Position]:
+        with ctx.db.session() as session:
+            if after is None:
+                event, alert = newest_of_contract(session, contract_id)
+                return [], Position({"event": event, "alert": alert})
+            missed: list[Live] = [*events_after(session, contract_id, after.ids["event"])]
+            missed += alerts_after(session, contract_id, after.ids["alert"])
+            return missed, after
+
+    return replay
+
+
 def _render(item: Live) -> dict[str, Any] | None:
-    if isinstance(item, AlertOut):
-        return {"type": "alert", "alert": item.model_dump(mode="json")}
+    if isinstance(item, AlertView):
+        return {"type": "alert", "alert": alert_out(item).model_dump(mode="json")}
     if isinstance(item, LiveEvent):
         out = EventOut.model_validate(item, from_attributes=True)
         return {"type": "event", "event": out.model_dump(mode="json")}
@@ -81,6 +114,11 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     Close codes: 4401 token missing, invalid, expired or contract suspended
     (checked again every ``stream_recheck_s``, 30 s by default); 4408 the
     client fell too far behind — fetch ``GET /events`` and reconnect.
+
+    Resuming: every message has a ``cursor``; reconnect with ``?after=<cursor>``
+    (or ``?after=now`` the first time) to be sent, first, every event and alert
+    stored after it, then ``{"type": "position", "cursor": …}``, then live ones.
+    Close code 4400: a malformed cursor.
     """
     token = await accept_stream(websocket)
 
@@ -91,4 +129,12 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     if principal is None or ctx.hub is None:
         await websocket.close(WS_UNAUTHORIZED, "invalid or expired token")
         return
-    await pump(websocket, ctx, principal.contract_id, still_allowed=check, render=_render)
+    await pump(
+        websocket,
+        ctx,
+        principal.contract_id,
+        still_allowed=check,
+        render=_render,
+        kinds=KINDS,
+        replay=_replay(ctx, principal.contract_id),
+    )
