@@ -196,4 +196,5 @@ def test_unknown_route_and_openapi_and_health(gateway: Gateway) -> None:
         "status": "ok",
         "database": "ok",
         "broker": "ok",
+        "alerts": [],
     }
