@@ -124,6 +124,21 @@ def expect_codes(receiver: Receiver, wanted: set[str], timeout: float = 15.0) ->
             return event
 
 
+def secured_gateway(
+    gateway_factory: Any, central_station: Receiver, mail: tuple[MailSink, int], **overrides: Any
+) -> Gateway:
+    """A gateway wired to the test's central station and mail sink."""
+    gw: Gateway = gateway_factory(
+        central_station_host="127.0.0.1",
+        central_station_port=central_station.port,
+        smtp_host="127.0.0.1",
+        smtp_port=mail[1],
+        alarms_poll_s=0.2,
+        **overrides,
+    )
+    return gw
+
+
 def secure(
     gw: Gateway,
     number: str,

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from gateway.db.models import Device
 from gateway.db.security_models import AlarmPanel
-from tests.conftest import Gateway
 from tests.security_support import (
     CODE,
     DURESS,
@@ -29,6 +28,7 @@ from tests.security_support import (
     keypad_reply,
     mail,
     secure,
+    secured_gateway,
 )
 from tests.test_ingest import wait_until
 from tests.test_sia import Receiver
@@ -40,14 +40,7 @@ __all__ = ["central_station", "mail"]  # fixtures
 def home(
     gateway_factory: Any, central_station: Receiver, mail: tuple[MailSink, int]
 ) -> Iterator[SecuredHome]:
-    gw: Gateway = gateway_factory(
-        central_station_host="127.0.0.1",
-        central_station_port=central_station.port,
-        smtp_host="127.0.0.1",
-        smtp_port=mail[1],
-        dispatch_ack_timeout_s=30,
-        alarms_poll_s=0.2,
-    )
+    gw = secured_gateway(gateway_factory, central_station, mail, dispatch_ack_timeout_s=30)
     secured = secure(gw, "5101")
     yield secured
     secured.close()

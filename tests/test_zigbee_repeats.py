@@ -28,6 +28,7 @@ from tests.security_support import (
     keypad_reply,
     mail,
     secure,
+    secured_gateway,
 )
 from tests.support import device_connect
 from tests.test_ingest import count, publish, wait_until
@@ -79,14 +80,7 @@ def test_motion_is_one_trip_until_false_or_the_occupancy_timeout() -> None:
 def home(
     gateway_factory: Any, central_station: Receiver, mail: tuple[MailSink, int]
 ) -> Iterator[SecuredHome]:
-    gw: Gateway = gateway_factory(
-        central_station_host="127.0.0.1",
-        central_station_port=central_station.port,
-        smtp_host="127.0.0.1",
-        smtp_port=mail[1],
-        alarms_poll_s=0.2,
-    )
-    secured = secure(gw, "7101")
+    secured = secure(secured_gateway(gateway_factory, central_station, mail), "7101")
     yield secured
     secured.close()
 
