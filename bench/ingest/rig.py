@@ -91,6 +91,8 @@ class Bench:
             creds = ctx.provisioner.create_device(f"bench-{i}", DeviceKind.MOTION, "hall")
             username = creds.device.mqtt_username
             self.devices.append(BenchDevice(username, creds.password, username, creds.topics.state))
+        if ctx.hub is not None:
+            ctx.hub.stop()  # its LISTEN connection (PostgreSQL's notices) is one on it too
         ctx.db.dispose()  # no connection may stay open on the template
         warm = self.devices.pop()
         self.warm = self._connect(warm)
