@@ -3,21 +3,12 @@ REST and the live streams turn them into what a client receives."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from gateway.api.security_schemas import AlertOut, CaseOut
 from gateway.db.security_models import Alert, Case
-from gateway.security.views import (
-    AlertView,
-    CaseView,
-    alert_of,
-    case_view,
-    load_alert_views,
-    load_case_views,
-)
+from gateway.security.views import AlertView, CaseView, alert_of, case_view
 
 
 def alert_out(view: AlertView) -> AlertOut:
@@ -32,16 +23,5 @@ def shown_alert(row: Row[Alert, str, str | None]) -> AlertOut:
     return alert_out(alert_of(row))
 
 
-def load_alerts(
-    session: Session, ids: list[int], contracts: set[int]
-) -> list[tuple[int, AlertOut]]:
-    """(contract id, alert) for these ids, only of these contracts."""
-    return [(v.contract_id, alert_out(v)) for v in load_alert_views(session, ids, contracts)]
-
-
 def case_out(session: Session, case: Case) -> CaseOut:
     return case_out_of(case_view(session, case))
-
-
-def load_cases(session: Session, ids: Iterable[int]) -> list[CaseOut]:
-    return [case_out_of(v) for v in load_case_views(session, ids)]
