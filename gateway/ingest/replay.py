@@ -119,9 +119,9 @@ class Watermarks:
     def __init__(self, name: str) -> None:
         self.name = name
         self.published: int | None = None
-        """Set once this process has published one: the broker's retained value
-        then differs only if it lost what came after (or a publish was lost
-        with the connection — the replay then finds nothing, or little)."""
+        """Set once this process has published one. Equal to the broker's
+        retained value does not mean nothing comes again: the watermark lags
+        the PUBACKs, and a snapshot may hold messages acknowledged since."""
         self._found: dict[int, int | None] = {}
 
     def found(self, epoch: int, payload: bytes) -> None:
@@ -141,7 +141,7 @@ class Watermarks:
             if self.published is None:
                 return None
             retained = 0
-        if retained >= newest or retained == self.published:
+        if retained >= newest:
             return None
         log.warning(
             "ingest %s: the broker's watermark is batch %d, the journal's newest %d: "
