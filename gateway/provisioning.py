@@ -82,12 +82,23 @@ class Provisioner:
     # --- the gateway's own broker account -------------------------------
 
     def ensure_service_account(self, username: str, password: str) -> None:
-        """Create (or refresh) the bus account the gateway's roles connect with."""
+        """Create (or refresh) the bus account the gateway's roles connect with.
+
+        Left alone when it is already right: changing an account makes the
+        broker disconnect its clients (every running role), and a message
+        that arrives while the account holds no role is not delivered to
+        ingest at all."""
         try:
             client = self.dynsec.get_client(username)
             held = client is not None and any(
                 r.get("rolename") == SERVICE_ROLE for r in client.get("roles", [])
             )
+            if (
+                held
+                and self.dynsec.role_acls(SERVICE_ROLE) == set(service_acls(self.root))
+                and self.dynsec.can_log_in(username, password)
+            ):
+                return
             if held:
                 # Mosquitto 2.0.11 keeps a dangling pointer to a role deleted
                 # while a client holds it (eclipse/mosquitto#2660): later

@@ -99,7 +99,7 @@ class DynSecClient:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self._host, self._port = host, port
+        self._host, self._port, self._tls = host, port, tls
 
     def connect(self) -> None:
         try:
@@ -228,6 +228,41 @@ class DynSecClient:
     def list_clients(self) -> list[str]:
         data = self.command("listClients", verbose=False, count=-1, offset=0)
         return [str(c) for c in data.get("data", {}).get("clients", [])]
+
+    def role_acls(self, rolename: str) -> set[Acl] | None:
+        """The role's ACLs, or None if there is no such role."""
+        try:
+            data = self.command("getRole", rolename=rolename)
+        except DynSecError as exc:
+            if "not found" in exc.message.lower():
+                return None
+            raise
+        acls = data.get("data", {}).get("role", {}).get("acls", [])
+        return {Acl(a["acltype"], a["topic"], bool(a.get("allow", True))) for a in acls}
+
+    def can_log_in(self, username: str, password: str) -> bool:
+        """Whether the broker takes these credentials (a throw-away connection)."""
+        accepted = threading.Event()
+        answered = threading.Event()
+        probe = new_client(
+            f"moydom-check-{secrets.token_hex(4)}", username, password, tls=self._tls
+        )
+
+        def on_connect(*args: Any) -> None:
+            if not args[3].is_failure:
+                accepted.set()
+            answered.set()
+
+        probe.on_connect = on_connect
+        try:
+            probe.connect(self._host, self._port, keepalive=10)
+        except OSError:
+            return False
+        probe.loop_start()
+        answered.wait(self._timeout)
+        probe.disconnect()
+        probe.loop_stop()
+        return accepted.is_set()
 
     def role_exists(self, rolename: str) -> bool:
         try:
