@@ -93,6 +93,11 @@ def test_subscriber_tokens_get_nothing_from_dispatch(
     ):
         ws.receive_json()
     assert closed.value.code == 4401
+    # A number past 64 bits is refused, not handed to the database.
+    huge = 2**64
+    assert a.gw.http.get(f"/api/v1/dispatch/cases/{huge}", headers=a.dispatcher).status_code == 422
+    r = a.gw.http.delete(f"/api/v1/homes/{a.home}/security/users/{huge}", headers=a.owner)
+    assert r.status_code == 422
     # And a dispatcher's token is no subscriber's.
     assert a.gw.http.get("/api/v1/events", headers=a.dispatcher).status_code == 401
     assert (

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,6 +39,8 @@ def get_session(ctx: CtxDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A row's number in a path: larger ones are a 422, not the database's overflow."""
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

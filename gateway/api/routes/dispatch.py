@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, WebSocket
 from sqlalchemy import select
 
-from gateway.api.deps import CtxDep, CurrentDispatcher, SessionDep, dispatcher_from_token
+from gateway.api.deps import CtxDep, CurrentDispatcher, RowId, SessionDep, dispatcher_from_token
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import TokenOut, errors
 from gateway.api.security_schemas import (
@@ -88,7 +88,7 @@ def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, responses=errors(404))
-def get_case(case_id: int, _dispatcher: CurrentDispatcher, session: SessionDep) -> CaseOut:
+def get_case(case_id: RowId, _dispatcher: CurrentDispatcher, session: SessionDep) -> CaseOut:
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
@@ -96,7 +96,7 @@ def get_case(case_id: int, _dispatcher: CurrentDispatcher, session: SessionDep) 
 
 
 def _change(
-    ctx: AppContext, case_id: int, dispatcher: Dispatcher, change: Callable[[Case], str]
+    ctx: AppContext, case_id: RowId, dispatcher: Dispatcher, change: Callable[[Case], str]
 ) -> CaseOut:
     """Apply ``change`` (which returns the timeline text) under the case's lock."""
     now = utcnow()
@@ -130,7 +130,7 @@ def _acknowledge(case: Case, dispatcher: Dispatcher) -> None:
 
 
 @router.post("/cases/{case_id}/ack", response_model=CaseOut, responses=errors(404, 409))
-def acknowledge(case_id: int, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+def acknowledge(case_id: RowId, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
     """Stops the re-sending; acknowledging twice changes nothing more."""
 
     def change(case: Case) -> str:
@@ -141,7 +141,9 @@ def acknowledge(case_id: int, dispatcher: CurrentDispatcher, ctx: CtxDep) -> Cas
 
 
 @router.post("/cases/{case_id}/team", response_model=CaseOut, responses=errors(404, 409, 422))
-def send_team(case_id: int, body: TeamBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+def send_team(
+    case_id: RowId, body: TeamBody, dispatcher: CurrentDispatcher, ctx: CtxDep
+) -> CaseOut:
     def change(case: Case) -> str:
         _acknowledge(case, dispatcher)
         case.status = CaseStatus.DISPATCHED
@@ -151,12 +153,12 @@ def send_team(case_id: int, body: TeamBody, dispatcher: CurrentDispatcher, ctx: 
 
 
 @router.post("/cases/{case_id}/notes", response_model=CaseOut, responses=errors(404, 409, 422))
-def add_note(case_id: int, body: NoteBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+def add_note(case_id: RowId, body: NoteBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
     return _change(ctx, case_id, dispatcher, lambda _case: f"note: {body.text}")
 
 
 @router.post("/cases/{case_id}/close", response_model=CaseOut, responses=errors(404, 409, 422))
-def close(case_id: int, body: CloseBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
+def close(case_id: RowId, body: CloseBody, dispatcher: CurrentDispatcher, ctx: CtxDep) -> CaseOut:
     def change(case: Case) -> str:
         _acknowledge(case, dispatcher)
         case.status = CaseStatus.CLOSED

@@ -18,7 +18,7 @@ from alarms import (
     PanelState,
     Source,
 )
-from gateway.api.deps import CtxDep, OwnedHome, SessionDep
+from gateway.api.deps import CtxDep, OwnedHome, RowId, SessionDep
 from gateway.api.schemas import errors
 from gateway.api.security_schemas import (
     ActionOut,
@@ -170,7 +170,7 @@ def add_user(body: AlarmUserCreate, home: OwnedHome, ctx: CtxDep) -> AlarmUserOu
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(user_id: int, home: OwnedHome, ctx: CtxDep) -> None:
+def delete_user(user_id: RowId, home: OwnedHome, ctx: CtxDep) -> None:
     with ctx.db.transaction() as session:
         user = session.get(AlarmUser, user_id)
         if user is None or user.home_id != home.id:
