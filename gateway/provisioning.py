@@ -50,7 +50,7 @@ from gateway.broker.dynsec import (
 )
 from gateway.db.engine import Database
 from gateway.db.models import Contract, ContractStatus, Device, Home, utcnow
-from gateway.errors import BrokerUnavailable, Conflict, Invalid, NotFound
+from gateway.errors import BrokerUnavailable, Conflict, NotFound
 from gateway.passwords import hash_password
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,10 @@ class Provisioner:
             if clash is not None:
                 raise Conflict(f"home {home.uid} already has a device named {name!r}")
             if (problem := name_problem(name)) is not None:
-                raise Invalid(problem)
+                # 409 like the other reserved names: the schema cannot say
+                # these rules (no look-ahead in its regex dialect), and a
+                # schema-valid request refused is not a 422.
+                raise Conflict(problem)
             if DEVICE_UID_RE.fullmatch(name):
                 # A name is also a topic level (the Zigbee2MQTT friendly name);
                 # one shaped like an id could stand for another device's topics.

@@ -96,7 +96,7 @@ def test_bridge_follows_devices_added_and_removed(gateway: Gateway, home: dict[s
 def test_one_bridge_per_home_and_the_reserved_name(gateway: Gateway, home: dict[str, Any]) -> None:
     for body, status in (
         ({"kind": "zigbee_bridge", "name": "second"}, 409),
-        ({"kind": "motion", "name": "bridge"}, 422),
+        ({"kind": "motion", "name": "bridge"}, 409),
         # would let the bridge speak as the gate
         ({"kind": "motion", "name": home["gate"]["id"]}, 409),
     ):
