@@ -214,14 +214,17 @@ def test_a_reconnecting_console_gets_every_case_changed_since_once(
         ) as ws:
             missed = ws.receive_json()
             assert missed["case"]["id"] == case and missed["case"]["status"] == "closed"
-            assert [e["kind"] for e in missed["case"]["timeline"]][-2:] == [
-                "acknowledged",
-                "closed",
+            # (The central station's delivery notes come when they come.)
+            kinds = [
+                e["kind"] for e in missed["case"]["timeline"] if e["kind"] != "central_station"
             ]
+            assert kinds[-2:] == ["acknowledged", "closed"]
             assert ws.receive_json() == {"type": "position", "cursor": missed["cursor"]}
             assert int(missed["cursor"]) > int(opened["cursor"])
         # Without a cursor, a closed case is not in the opening snapshot.
         with gw.http.websocket_connect(f"{url}?after=now", headers=home.dispatcher) as ws:
-            assert ws.receive_json() == {"type": "position", "cursor": missed["cursor"]}
+            position = ws.receive_json()
+            assert position["type"] == "position"
+            assert int(position["cursor"]) >= int(missed["cursor"])
     finally:
         home.close()
