@@ -109,6 +109,17 @@ def _fill_to(disk: Path, free: int) -> Path:
     return ballast
 
 
+def _on_small_disk(gateway_factory: Any, small_disk: Path, **overrides: Any) -> Gateway:
+    """A gateway archiving to the small disk with an 8 MiB floor."""
+    gw: Gateway = gateway_factory(
+        archive_dir=small_disk,
+        archive_min_free_bytes=8 * MB,
+        archive_min_free_percent=0,
+        **overrides,
+    )
+    return gw
+
+
 def test_floor_evicts_oldest_unheld_and_pauses_when_only_held_is_left(
     gateway_factory: Any,
     camera_server: Any,
@@ -116,13 +127,7 @@ def test_floor_evicts_oldest_unheld_and_pauses_when_only_held_is_left(
     sample: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gw: Gateway = gateway_factory(
-        archive_dir=small_disk,
-        archive_min_free_bytes=8 * MB,
-        archive_min_free_percent=0,
-        recorder_segment_s=2.0,
-        retention_sweep_s=3600,
-    )
+    gw = _on_small_disk(gateway_factory, small_disk, recorder_segment_s=2.0, retention_sweep_s=3600)
     gw.create_contract("6201")
     cam = gw.create_device("6201", "camera", "yard", rtsp_url=camera_server.url("/cam"))["id"]
     _fill_archive(small_disk, cam, sample, 12)
@@ -173,13 +178,7 @@ def test_other_files_filling_the_disk_are_named_and_raise_an_operator_alert(
     camera paused, and the log and the operator alert say it is other files,
     not held footage. Once the file is gone the camera records again and the
     alert is cleared."""
-    gw: Gateway = gateway_factory(
-        archive_dir=small_disk,
-        archive_min_free_bytes=8 * MB,
-        archive_min_free_percent=0,
-        recorder_segment_s=2.0,
-        retention_sweep_s=1.0,
-    )
+    gw = _on_small_disk(gateway_factory, small_disk, recorder_segment_s=2.0, retention_sweep_s=1.0)
     gw.create_contract("6202")
     cam = gw.create_device("6202", "camera", "gate", rtsp_url=camera_server.url("/cam"))["id"]
     _fill_archive(small_disk, cam, sample, 4)
@@ -211,9 +210,7 @@ def test_below_floor_holds_while_eviction_keeps_up(
     """A sweep that evicts stops right at the floor; the next finds a little
     above it. The state (and its alert) stays until the floor is regained with
     a margin, instead of flapping 1/0 from sweep to sweep."""
-    gw: Gateway = gateway_factory(
-        archive_dir=small_disk, archive_min_free_bytes=8 * MB, archive_min_free_percent=0
-    )
+    gw = _on_small_disk(gateway_factory, small_disk)
     gw.create_contract("6203")
     cam = gw.create_device("6203", "camera", "yard", rtsp_url=camera_server.url("/cam"))["id"]
     _fill_archive(small_disk, cam, sample, 12)
@@ -238,13 +235,7 @@ def test_free_space_is_checked_at_every_segment_cut(
 ) -> None:
     """Sweeps an hour apart: a segment cut that leaves the disk below its floor
     makes the sweep run at once, so the floor holds between sweeps."""
-    gw: Gateway = gateway_factory(
-        archive_dir=small_disk,
-        archive_min_free_bytes=8 * MB,
-        archive_min_free_percent=0,
-        recorder_segment_s=2.0,
-        retention_sweep_s=3600,
-    )
+    gw = _on_small_disk(gateway_factory, small_disk, recorder_segment_s=2.0, retention_sweep_s=3600)
     gw.create_contract("6204")
     cam = gw.create_device("6204", "camera", "porch", rtsp_url=camera_server.url("/cam"))["id"]
     _fill_archive(small_disk, cam, sample, 6)
