@@ -71,6 +71,12 @@ def test_a_reconnecting_stream_gets_what_it_missed_once_then_live(
     ids = [m["event"]["id"] for m in [first, *missed, live]]
     assert ids == _events(gateway)
 
+    # Another contract's events meanwhile are not replayed to this one.
+    gateway.create_contract("5102")
+    foreign = gateway.create_device("5102", "motion", "hall")
+    send(gateway, foreign, {"occupancy": True, "seq": 99})
+    wait_until(lambda: len(_events(gateway)) == 6)
+
     # From the very start (a cursor older than everything): all of it, in order.
     with gateway.http.websocket_connect(
         f"{url}?after={start['cursor']}", headers=home["auth"]
