@@ -27,7 +27,8 @@ camera:      motion, heartbeat
 ``command_result`` answers a command from the ``/set`` topic by echoing its
 ``command_id``. A controller answers ``expired`` and does nothing when the
 command's deadline has passed, and answers a ``command_id`` it has already
-acted on with the original result without acting again.
+acted on with the original result without acting again (devices.commands;
+docs/devices.md, "Commands").
 """
 
 from __future__ import annotations
@@ -84,13 +85,15 @@ class Heartbeat(NativeMessage):
 
 
 class CommandResult(NativeMessage):
-    """``{"event": "command_result", "command_id": "…", "result": "ok"}``: the answer to a
-    command; ``detail`` says why it was rejected."""
+    """``{"event": "command_result", "command_id": "…", "result": "opened"}``: the answer
+    to a command; ``detail`` says why it was refused or failed. Gates and doors answer
+    ``opened``, ``refused``, ``fault`` or ``expired``; ``ok`` and ``rejected`` are the
+    generic yes and no of other commands."""
 
     category: ClassVar[str] = "command_result"
     event: Literal["command_result"]
     command_id: Id
-    result: Literal["ok", "rejected", "expired"]
+    result: Literal["opened", "refused", "fault", "expired", "ok", "rejected"]
     detail: Text | None = None
 
 

@@ -20,8 +20,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from devices.commands import FAULT, OPENED, CommandGuard
 from devices.kinds import COMMANDABLE_KINDS, DeviceKind
 from devices.topics import DeviceTopics
 
@@ -109,9 +112,21 @@ REPORTS: dict[DeviceKind, Callable[[random.Random, int], Payload]] = {
 }
 
 
+OPENERS = frozenset({DeviceKind.GATE, DeviceKind.INTERCOM})
+"""Kinds that open something on a command (docs/devices.md, "Commands")."""
+SESSION_EXPIRY_S = 3600
+"""Commandable devices keep their session this long offline, as a real
+controller that must not miss a command during a short outage does."""
+
+
 class SimulatedDevice:
     """One device's MQTT session: availability with a last will, periodic
-    reports at QoS 1, and answers to commands on its ``/set`` topic."""
+    reports at QoS 1, and answers to commands on its ``/set`` topic.
+
+    A gate controller and an intercom panel implement the command protocol
+    (devices.commands): a persistent session, commands acknowledged (PUBACK)
+    only after acting and answering, never acting late or twice. ``actions``
+    lists the command ids it acted on, in order: what the tests count."""
 
     def __init__(
         self,
@@ -130,8 +145,21 @@ class SimulatedDevice:
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sim-{spec.name}", daemon=True)
         self.published = 0
+        self.actions: list[str] = []
+        self.commands_seen: list[str] = []
+        """The ids of the commands delivered to it (late, repeated or not)."""
+        self.set_messages = 0
+        """Every message delivered on its ``/set`` topic."""
+        self.fault = False
+        """Answer ``fault`` instead of acting (a jammed motor)."""
+        self._guard = CommandGuard(started=time.time()) if spec.kind in OPENERS else None
+        self._lose_ack = threading.Event()
+        self._commandable = spec.kind in COMMANDABLE_KINDS
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=spec.username, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=spec.username,
+            protocol=mqtt.MQTTv5,
+            manual_ack=self._commandable,
         )
         self._client.username_pw_set(spec.username, spec.password)
         self._client.will_set(spec.topics.availability, json.dumps({"state": "offline"}), 1, True)
@@ -143,9 +171,38 @@ class SimulatedDevice:
         self._host, self._port = host, port
 
     def start(self) -> None:
-        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._connect()
         self._client.loop_start()
         self._thread.start()
+
+    def _connect(self) -> None:
+        if not self._commandable:
+            self._client.connect_async(self._host, self._port, keepalive=30)
+            return
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(
+            self._host, self._port, keepalive=30, clean_start=False, properties=props
+        )
+
+    def go_offline(self) -> None:
+        """Leave the network (the session and its queued commands stay at the broker)."""
+        self._connected.clear()
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def go_online(self) -> None:
+        """Come back: the broker delivers what the session queued meanwhile."""
+        self._connect()
+        self._client.loop_start()
+
+    def wait_online(self, timeout: float = 10.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def lose_next_ack(self) -> None:
+        """Act on the next command, then drop off the network before its PUBACK
+        (power or link lost at the worst moment): the broker sends it again."""
+        self._lose_ack.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -170,20 +227,51 @@ class SimulatedDevice:
         self._connected.set()
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self.set_messages += 1
         try:
             command = json.loads(msg.payload)
         except ValueError:
-            return
-        if not isinstance(command, dict):
-            return
+            command = None
+        if self._guard is not None:
+            if not self._command(client, command):
+                return  # connection dropped before the PUBACK, on purpose
+        elif isinstance(command, dict):
+            self._reply(client, command)
+        if self._commandable:
+            client.ack(msg.mid, msg.qos)
+
+    def _command(self, client: mqtt.Client, command: Any) -> bool:
+        """The command protocol: act at most once, never late; answer. False:
+        the connection was dropped before acknowledging (``lose_next_ack``)."""
+        assert self._guard is not None
+        now = time.time()
+        decision = self._guard.decide(command, now)
+        if decision.command_id is not None:
+            self.commands_seen.append(decision.command_id)
+        answer = decision.answer
+        if decision.act and decision.command_id is not None:
+            if self.fault:
+                answer = self._guard.done(decision.command_id, FAULT, now, "motor overload")
+            else:
+                self.actions.append(decision.command_id)
+                client.publish(self.spec.topics.state, json.dumps(self._opened(decision)), 1)
+                answer = self._guard.done(decision.command_id, OPENED, now)
+            if self._lose_ack.is_set():
+                self._lose_ack.clear()
+                threading.Thread(target=self.go_offline, daemon=True).start()
+                return False
+        if answer is not None:
+            client.publish(self.spec.topics.state, json.dumps(answer), 1)
+        return True
+
+    def _opened(self, decision: Any) -> Payload:
+        if self.spec.kind is DeviceKind.INTERCOM:
+            return {"event": "door_opened", "by": "app", "command_id": decision.command_id}
+        return {"event": "state", "state": "opening", "ts": time.time()}
+
+    def _reply(self, client: mqtt.Client, command: Payload) -> None:
         reply: Payload | None = None
-        if self.spec.kind is DeviceKind.GATE and command.get("command") == "open":
-            command_id = command.get("command_id")
-            if isinstance(command_id, str) and command_id:
-                result = {"event": "command_result", "command_id": command_id, "result": "ok"}
-                client.publish(self.spec.topics.state, json.dumps(result), 1)
-            reply = {"event": "state", "state": "open", "ts": time.time()}
-        elif self.spec.kind is DeviceKind.SIREN and "warning" in command:
+        if self.spec.kind is DeviceKind.SIREN and "warning" in command:
             reply = {"warning": command["warning"], "linkquality": 120}
         elif self.spec.kind is DeviceKind.KEYPAD and "arm_mode" in command:
             reply = {"arm_mode": command["arm_mode"]}

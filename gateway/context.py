@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.broker.embedded import EmbeddedBroker
+from gateway.commands.sender import CommandSender
 from gateway.db.engine import Database
 from gateway.live import EventHub
 from gateway.login import ThrottlePolicy
@@ -28,6 +29,8 @@ class AppContext:
     """Live fan-out of stored events to this process's WebSocket clients."""
     live: LiveSessions | None = None
     """Live view: the cameras' WebRTC sessions and their shared upstreams."""
+    commands: CommandSender | None = None
+    """Publishes gate and door commands on the broker."""
 
     @property
     def security(self) -> SecurityService:

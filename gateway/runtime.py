@@ -23,6 +23,8 @@ from gateway.broker.config import BrokerConfig
 from gateway.broker.dynsec import DynSecClient, DynSecError
 from gateway.broker.embedded import BrokerError, EmbeddedBroker, wait_for_port
 from gateway.broker.tls import broker_pair, client_tls
+from gateway.commands.sender import CommandSender
+from gateway.commands.sweep import CommandSweep
 from gateway.context import AppContext
 from gateway.db import migrate
 from gateway.db.engine import Database
@@ -114,6 +116,15 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         recheck_s=settings.stream_recheck_s,
     )
     stack.callback(live.close)
+    commands = CommandSender(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.mqtt_username,
+        secrets.mqtt_password,
+        tls=client_tls(settings),
+    )
+    commands.start()
+    stack.callback(commands.stop)
     return AppContext(
         settings=settings,
         secrets=secrets,
@@ -122,6 +133,7 @@ def start_context(settings: Settings, stack: ExitStack) -> AppContext:
         broker=broker,
         hub=hub,
         live=live,
+        commands=commands,
     )
 
 
@@ -208,6 +220,10 @@ def start_alarms(
     role = AlarmsRole(settings, db, secrets.mqtt_password)
     role.start()
     stack.callback(role.stop)
+    # Unanswered gate and door commands expire in the same role.
+    sweep = CommandSweep(settings, db, secrets.mqtt_password)
+    sweep.start()
+    stack.callback(sweep.stop)
     return role
 
 

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     clip_before_s: float = Field(default=10.0, ge=0)
     clip_after_s: float = Field(default=60.0, gt=0)
     """An intercom call's or an alarm's clip: this long before and after it."""
+    command_deadline_s: float = Field(default=10.0, ge=1, le=60)
+    """A gate, barrier or door command not acted on within this is never acted
+    on (its payload deadline and MQTT message expiry); a request may ask for less."""
+    command_wait_s: float = Field(default=3.0, ge=0, le=10)
+    """How long ``POST …/commands`` waits for the controller's answer before
+    it answers ``sent`` (the outcome follows on the stream)."""
+    command_expiry_grace_s: float = Field(default=2.0, ge=0, le=30)
+    """A command unanswered this long after its deadline is ``expired``: room
+    for an answer sent just before the deadline to arrive."""
 
     alarms_poll_s: float = Field(default=1.0, gt=0)
     """How often the alarms role looks for due deadlines, cases and outbox rows

@@ -40,20 +40,8 @@ UNFINISHED = re.compile(
 )
 #: (file, sentence) → why it is still true. Edit the sentence and it must be
 #: read again, and listed again if it still holds.
-NATIVE_COMMANDS = "no code sends a native command (gate, intercom, panel) in this version"
 REPEATS = "ingest stores msg_id but does not compare it (gateway/ingest/)"
 STILL_TRUE: dict[tuple[str, str], str] = {
-    ("docs/devices.md", "### Commands — native format *draft*"): NATIVE_COMMANDS,
-    (
-        "docs/devices.md",
-        "It sends no native command to gates, intercoms or alarm panels in this version, "
-        "and the format of a native command on `/set` is a draft.",
-    ): NATIVE_COMMANDS,
-    (
-        "docs/devices.md",
-        "Native commands to gates and intercoms are not sent in this version, and their "
-        "format is a draft (last section).",
-    ): NATIVE_COMMANDS,
     (
         "docs/devices.md",
         "Native devices should still put a `msg_id` in every message and send the same "
@@ -73,10 +61,8 @@ STILL_TRUE: dict[tuple[str, str], str] = {
     ("docs/operators.md", "No package is built yet."): "installed from the source tree",
     (
         "docs/operators.md",
-        "Not built in this version: opening gates and intercom doors from the app (the gateway "
-        "sends keypads and sirens their commands, but no API sends a gate or an intercom one), "
-        "retention of events and rejected messages (neither is ever deleted), a way to retire "
-        "an ingest worker, and contract deletion.",
+        "Not built in this version: retention of events, rejected messages and commands (none "
+        "is ever deleted), a way to retire an ingest worker, and contract deletion.",
     ): "the list of what this version lacks: each item checked against the code",
     (
         "docs/operators.md",

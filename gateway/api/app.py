@@ -20,6 +20,7 @@ from gateway.api.routes import (
     alerts,
     archive,
     auth,
+    commands,
     dispatch,
     events,
     health,
@@ -62,6 +63,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         admin_ingest,
         admin_security,
         admin_alerts,
+        commands,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -23,6 +23,7 @@ from devices.kinds import DeviceKind
 from devices.payloads import DeviceMessage, PayloadError, parse
 from devices.topics import BRIDGE, Channel, ParsedTopic
 from devices.topics import parse as parse_topic
+from gateway.commands.records import settle_answers
 from gateway.db.models import IngestMarker, RejectedMessage
 from gateway.ingest import bulk, replay, states
 from gateway.ingest.bulk import HealthRow
@@ -360,6 +361,7 @@ class BatchStore:
                 mark_clips(session, home_id, "intercom", at, before=before, after=after)
             if batch.zone_candidates:
                 result.security = self._alarm_panels(session, batch.zone_candidates, now)
+        result.security.merge(settle_answers(session, batch.events, now))
         result.stored, result.rejected = len(batch.events), len(batch.rejected)
         for reason in batch.reasons:
             REJECTED.labels(reason).inc()

@@ -29,9 +29,13 @@ class Notice(BaseModel):
     """Dispatch cases opened or changed, for the dispatch streams."""
     outbox: bool = False
     """Outbox rows were queued: the alarms role should send now."""
+    commands: list[tuple[int, int]] = Field(default_factory=list)
+    """(command id, contract id): gate and door commands created or settled
+    (their history events, in ``events``, are what streams show); the
+    command sweep wakes on them to schedule deadlines."""
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.alerts or self.cases or self.outbox)
+        return bool(self.events or self.alerts or self.cases or self.outbox or self.commands)
 
     def merge(self, other: Notice) -> Notice:
         """Add ``other``'s ids to this one (returned, for chaining)."""
@@ -39,6 +43,7 @@ class Notice(BaseModel):
         self.alerts += other.alerts
         self.cases += other.cases
         self.outbox = self.outbox or other.outbox
+        self.commands += other.commands
         return self
 
     def encode(self) -> bytes:
@@ -60,6 +65,7 @@ class Notice(BaseModel):
             return [self]
         ids: list[tuple[str, Any]] = [("events", i) for i in self.events]
         ids += [("alerts", i) for i in self.alerts] + [("cases", i) for i in self.cases]
+        ids += [("commands", i) for i in self.commands]
         if len(ids) <= 1:
             raise ValueError("one id does not fit a notice")
         half = len(ids) // 2
@@ -71,5 +77,6 @@ def _of(ids: list[tuple[str, Any]], outbox: bool = False) -> Notice:
         events=[i for kind, i in ids if kind == "events"],
         alerts=[i for kind, i in ids if kind == "alerts"],
         cases=[i for kind, i in ids if kind == "cases"],
+        commands=[i for kind, i in ids if kind == "commands"],
         outbox=outbox,
     )
