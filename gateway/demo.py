@@ -222,6 +222,7 @@ def run_demo(settings: Settings) -> None:
             sim.start()
             stack.callback(sim.stop)
         base = f"http://{settings.http_host}:{settings.http_port}"
+        gate = next(s.topics for s in specs if s.kind is DeviceKind.GATE)
         banner = [
             "",
             "moydom demo",
@@ -234,6 +235,8 @@ def run_demo(settings: Settings) -> None:
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
             f"  test camera   {camera_banner(camera, problem)}",
             f"  live view     {base}/live   (log in as the subscriber; WebRTC, see docs/live.md)",
+            f"  open the gate POST {base}/api/v1/homes/{gate.home}/devices/{gate.device}/commands"
+            ' {"action": "open"}',
             "  Ctrl-C stops everything.",
             "",
         ]

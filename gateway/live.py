@@ -30,6 +30,7 @@ from gateway.broker.client import new_client
 from gateway.db.engine import Database
 from gateway.db.models import Device, Event, Home
 from gateway.db.security_models import Alert, Case, CaseEntry, CaseStatus
+from gateway.intercom.views import CallView, load_call_views
 from gateway.notices import Notice, paho_send, publisher_for, subscriber_for
 from gateway.security.views import (
     AlertView,
@@ -70,7 +71,7 @@ class LiveCase:
     case: CaseView
 
 
-Live = LiveEvent | AlertView | LiveCase
+Live = LiveEvent | AlertView | LiveCase | CallView
 
 
 class Subscription:
@@ -259,8 +260,9 @@ class EventHub:
 
     def _deliver(self, notice: Notice) -> None:
         events, alerts, cases = notice.events, notice.alerts, notice.cases
+        calls = notice.calls
         with self._lock:
-            wanted = {c for _, c in events + alerts if c in self._subs}
+            wanted = {c for _, c in events + alerts + calls if c in self._subs}
             dispatch = bool(cases) and DISPATCH in self._subs
         found: list[tuple[int, Live]] = []
         if wanted:
@@ -271,6 +273,8 @@ class EventHub:
             with self.db.session() as session:
                 views = load_alert_views(session, [i for i, c in alerts if c in wanted], wanted)
                 found += [(view.contract_id, view) for view in views]
+                rung = load_call_views(session, [i for i, c in calls if c in wanted], wanted)
+                found += [(call.contract_id, call) for call in rung]
         if dispatch:
             with self.db.session() as session:
                 found += [(DISPATCH, case) for case in live_cases(session, cases)]

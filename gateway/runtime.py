@@ -30,6 +30,7 @@ from gateway.db import migrate
 from gateway.db.engine import Database
 from gateway.errors import BrokerUnavailable
 from gateway.ingest.worker import IngestConfig, IngestWorker
+from gateway.intercom.timer import CallTimer
 from gateway.live import EventHub
 from gateway.provisioning import Provisioner
 from gateway.recording.role import RecorderRole
@@ -220,6 +221,10 @@ def start_alarms(
     role = AlarmsRole(settings, db, secrets.mqtt_password)
     role.start()
     stack.callback(role.stop)
+    # Missed intercom calls, next to the deadlines they resemble.
+    timer = CallTimer(settings, db, secrets.mqtt_password, role.security.transports)
+    timer.start()
+    stack.callback(timer.stop)
     # Unanswered gate and door commands expire in the same role.
     sweep = CommandSweep(settings, db, secrets.mqtt_password)
     sweep.start()

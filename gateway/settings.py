@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     clip_before_s: float = Field(default=10.0, ge=0)
     clip_after_s: float = Field(default=60.0, gt=0)
     """An intercom call's or an alarm's clip: this long before and after it."""
+    call_ring_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """An intercom call nobody answered within this is missed (and alerted)."""
+    call_clip_after_s: float = Field(default=30.0, ge=0, le=600)
+    """An intercom call's clip runs from its ringing to this long after it ended."""
     command_deadline_s: float = Field(default=10.0, ge=1, le=60)
     """A gate, barrier or door command not acted on within this is never acted
     on (its payload deadline and MQTT message expiry); a request may ask for less."""

@@ -194,6 +194,14 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
             timeout=5,
         )
         assert desk.status_code == 200
+        gate = next(d for d in devices if d["kind"] == "gate")
+        opened = httpx.post(
+            f"{base}/homes/{gate['home']}/devices/{gate['id']}/commands",
+            json={"action": "open"},
+            headers=owner,
+            timeout=10,
+        )
+        assert opened.status_code == 201 and opened.json()["status"] == "acknowledged", opened.text
 
         sub = mqtt_connect(mqtt_port, "moydom", secrets["mqtt_password"])
         sub.subscribe("moydom/#")

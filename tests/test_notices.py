@@ -94,7 +94,7 @@ def test_a_large_notice_arrives_whole(
 def test_an_unreadable_notice_is_dropped_and_newer_fields_are_ignored() -> None:
     assert Notice.decode(b"[1, 2]") is None
     assert Notice.decode(b'{"events": "x"}') is None
-    newer = Notice.decode(b'{"events": [[5, 6]], "calls": [9]}')
+    newer = Notice.decode(b'{"events": [[5, 6]], "from_a_newer_release": [9]}')
     assert newer == Notice(events=[(5, 6)])
     assert Notice.decode(Notice(alerts=[(1, 2)], outbox=True).encode()) == Notice(
         alerts=[(1, 2)], outbox=True

@@ -13,6 +13,7 @@ from gateway.api.errors import domain_error
 from gateway.api.middleware import SecurityHeaders, WebSocketOrigin
 from gateway.api.routes import (
     admin_alerts,
+    admin_buildings,
     admin_contracts,
     admin_devices,
     admin_ingest,
@@ -20,6 +21,7 @@ from gateway.api.routes import (
     alerts,
     archive,
     auth,
+    calls,
     commands,
     dispatch,
     events,
@@ -63,6 +65,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         admin_ingest,
         admin_security,
         admin_alerts,
+        calls,
+        admin_buildings,
         commands,
     ):
         api.include_router(module.router)

@@ -99,7 +99,6 @@ class MqttDeviceCreate(_DeviceCreateBase):
         "keypad",
         "siren",
         "alarm_panel",
-        "intercom",
         "gate",
         "zigbee_bridge",
     ]
@@ -110,7 +109,16 @@ class CameraCreate(_DeviceCreateBase):
     rtsp_url: RtspUrl
 
 
-DeviceCreate = Annotated[MqttDeviceCreate | CameraCreate, Field(discriminator="kind")]
+class IntercomCreate(_DeviceCreateBase):
+    kind: Literal["intercom"]
+    rtsp_url: RtspUrl | None = Field(
+        default=None, description="the panel's camera, recorded and viewed like a camera's"
+    )
+
+
+DeviceCreate = Annotated[
+    MqttDeviceCreate | CameraCreate | IntercomCreate, Field(discriminator="kind")
+]
 """A camera must carry ``rtsp_url`` and nothing else may: said in the schema
 itself, so clients and fuzzers see the rule, not only the server."""
 

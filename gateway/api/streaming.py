@@ -21,9 +21,11 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from gateway.api.call_schemas import call_message
 from gateway.api.deps import principal_from_token
 from gateway.context import AppContext
 from gateway.errors import MoydomError
+from gateway.intercom.views import CallView
 from gateway.live import Live, LiveCase, LiveEvent, TooFarBehind
 from gateway.tokens import Principal
 
@@ -73,7 +75,8 @@ class Position:
     ids: dict[str, int]
 
     def advance(self, kind: str, id_: int) -> None:
-        self.ids[kind] = max(self.ids[kind], id_)
+        if kind in self.ids:  # a call's ring is live only: it moves no cursor
+            self.ids[kind] = max(self.ids[kind], id_)
 
     def cursor(self) -> str:
         return ".".join(str(i) for i in self.ids.values())
@@ -92,6 +95,8 @@ def key_of(item: Live) -> tuple[str, int]:
     """The item's kind and the id a cursor counts it by."""
     if isinstance(item, LiveCase):
         return "case", item.seq
+    if isinstance(item, CallView):
+        return "call", item.id
     return ("event" if isinstance(item, LiveEvent) else "alert"), item.id
 
 
@@ -143,7 +148,7 @@ class _Stream:
         return stream
 
     async def send(self, item: Live) -> None:
-        rendered = self.render(item)
+        rendered = call_message(item) if isinstance(item, CallView) else self.render(item)
         if rendered is not None:
             self.position.advance(*key_of(item))
             await self.websocket.send_json({**rendered, "cursor": self.position.cursor()})

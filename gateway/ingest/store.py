@@ -29,6 +29,7 @@ from gateway.ingest import bulk, replay, states
 from gateway.ingest.bulk import HealthRow
 from gateway.ingest.directory import DeviceDirectory, DeviceRef
 from gateway.ingest.states import Lookup, State, StateCache
+from gateway.intercom.calls import record as record_calls
 from gateway.notices import Notice
 from gateway.recording.clips import mark_clips
 from gateway.security.panel import SecurityService, ZoneMessage
@@ -361,6 +362,8 @@ class BatchStore:
                 mark_clips(session, home_id, "intercom", at, before=before, after=after)
             if batch.zone_candidates:
                 result.security = self._alarm_panels(session, batch.zone_candidates, now)
+        transports = self.security.transports if self.security is not None else frozenset()
+        result.security.merge(record_calls(session, batch.events, transports, now))
         result.security.merge(settle_answers(session, batch.events, now))
         result.stored, result.rejected = len(batch.events), len(batch.rejected)
         for reason in batch.reasons:

@@ -29,13 +29,18 @@ class Notice(BaseModel):
     """Dispatch cases opened or changed, for the dispatch streams."""
     outbox: bool = False
     """Outbox rows were queued: the alarms role should send now."""
+    calls: list[tuple[int, int]] = Field(default_factory=list)
+    """(call id, contract id): intercom calls that started or changed state,
+    for the subscribers' live stream (ring, «отвечено», ended)."""
     commands: list[tuple[int, int]] = Field(default_factory=list)
     """(command id, contract id): gate and door commands created or settled
     (their history events, in ``events``, are what streams show); the
     command sweep wakes on them to schedule deadlines."""
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.alerts or self.cases or self.outbox or self.commands)
+        return bool(
+            self.events or self.alerts or self.cases or self.outbox or self.calls or self.commands
+        )
 
     def merge(self, other: Notice) -> Notice:
         """Add ``other``'s ids to this one (returned, for chaining)."""
@@ -43,6 +48,7 @@ class Notice(BaseModel):
         self.alerts += other.alerts
         self.cases += other.cases
         self.outbox = self.outbox or other.outbox
+        self.calls += other.calls
         self.commands += other.commands
         return self
 
@@ -65,6 +71,7 @@ class Notice(BaseModel):
             return [self]
         ids: list[tuple[str, Any]] = [("events", i) for i in self.events]
         ids += [("alerts", i) for i in self.alerts] + [("cases", i) for i in self.cases]
+        ids += [("calls", i) for i in self.calls]
         ids += [("commands", i) for i in self.commands]
         if len(ids) <= 1:
             raise ValueError("one id does not fit a notice")
@@ -77,6 +84,7 @@ def _of(ids: list[tuple[str, Any]], outbox: bool = False) -> Notice:
         events=[i for kind, i in ids if kind == "events"],
         alerts=[i for kind, i in ids if kind == "alerts"],
         cases=[i for kind, i in ids if kind == "cases"],
+        calls=[i for kind, i in ids if kind == "calls"],
         commands=[i for kind, i in ids if kind == "commands"],
         outbox=outbox,
     )

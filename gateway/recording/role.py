@@ -83,7 +83,8 @@ def load_cameras(db: Database) -> dict[str, CameraSpec]:
             select(Device, Home.contract_id)
             .join(Home, Home.id == Device.home_id)
             .where(
-                Device.kind == DeviceKind.CAMERA.value,
+                # An intercom with a camera is recorded like a camera.
+                Device.kind.in_([DeviceKind.CAMERA.value, DeviceKind.INTERCOM.value]),
                 Device.deleted_at.is_(None),
                 Device.rtsp_url.is_not(None),
             )

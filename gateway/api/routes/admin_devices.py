@@ -16,6 +16,7 @@ from gateway.api.schemas import (
     DeviceIdPath,
     DeviceOut,
     HealthOut,
+    IntercomCreate,
     NumberPath,
     TopicsOut,
     errors,
@@ -74,7 +75,7 @@ def create_device(
     number: NumberPath, body: DeviceCreate, ctx: CtxDep, _: AdminDep
 ) -> DeviceCreated:
     """Provision a device: its broker account and ACL are live when this returns."""
-    rtsp_url = body.rtsp_url if isinstance(body, CameraCreate) else None
+    rtsp_url = body.rtsp_url if isinstance(body, CameraCreate | IntercomCreate) else None
     creds = ctx.provisioner.create_device(
         number, DeviceKind(body.kind), body.name, rtsp_url=rtsp_url, home_uid=body.home
     )
