@@ -110,11 +110,20 @@ def test_a_faulty_controller_is_a_failed_command(gateway: Gateway, home: dict[st
 
 
 def test_an_unanswered_command_expires(gateway: Gateway, home: dict[str, Any]) -> None:
-    r = gateway.http.post(
-        url(home["gate"]), json={"action": "open", "deadline_s": 1}, headers=home["a"]
-    )
-    assert r.status_code == 201, r.text
-    command = r.json()  # "sent", or already "expired" if the POST waited that long
+    with gateway.http.websocket_connect("/api/v1/stream", headers=home["a"]) as ws:
+        time.sleep(0.3)
+        r = gateway.http.post(
+            url(home["gate"]), json={"action": "open", "deadline_s": 1}, headers=home["a"]
+        )
+        assert r.status_code == 201, r.text
+        command = r.json()  # "sent", or already "expired" if the POST waited that long
+        statuses = []
+        while "expired" not in statuses:
+            msg = ws.receive_json()
+            if msg["type"] == "event" and msg["event"]["event"] == "command":
+                assert msg["event"]["body"]["command_id"] == command["id"]
+                statuses.append(msg["event"]["body"]["status"])
+    assert statuses == ["sent", "expired"]  # the sweep's change reaches the stream too
     expired = wait_status(gateway, home["a"], command, "expired")
     assert expired["detail"] == "no answer" and expired["finished_at"] >= expired["deadline"]
 

@@ -204,8 +204,11 @@ def test_a_command_a_restored_broker_sends_again_acts_once(gateway_factory: Any)
     r = gw.http.post(url(gate), json={"action": "open", "deadline_s": 60}, headers=auth)
     cmd = r.json()
     assert gw.ctx.broker is not None and gw.ctx.broker.pid is not None
+    snapshot = gw.settings.var_dir / "broker" / "persistence" / "mosquitto.db"
+    before = snapshot.stat().st_mtime_ns if snapshot.exists() else 0
     os.kill(gw.ctx.broker.pid, signal.SIGUSR1)  # snapshot: the command queued for the gate
-    time.sleep(1.0)
+    _until(lambda: snapshot.exists() and snapshot.stat().st_mtime_ns > before)
+    time.sleep(0.2)  # the file is renamed into place when complete; let it settle
     sim.go_online()
     wait_status(gw, auth, cmd, "acknowledged")
     assert sim.actions == [cmd["id"]]
