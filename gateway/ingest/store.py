@@ -162,7 +162,7 @@ class Prepared:
     """The events as :func:`bulk.insert_events` sends them, built ahead."""
     markers: dict[int, str] = field(default_factory=dict)
     journal: list[str] = field(default_factory=list)
-    """Digests of the QoS 1 deliveries that are not copies, in order."""
+    """Journal entries of the QoS 1 deliveries, in order (gateway.ingest.replay)."""
     rejected: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     health: dict[int, HealthRow] = field(default_factory=dict)
@@ -285,11 +285,11 @@ class BatchStore:
         for n, item in enumerate(items, 1):
             if pause is not None and n % PAUSE_EVERY == 0:
                 pause()
+            if item.packet_id:  # copies too: the journal follows what the broker sends
+                out.journal.append(replay.entry(item.topic, item.digest))
             if item.replayed or (known and item.dup and known.get(item.packet_id) == item.digest):
                 out.duplicates += 1
                 continue
-            if item.packet_id:
-                out.journal.append(item.digest)
             outcome = self._classify(item)
             if outcome is None:
                 out.ignored += 1

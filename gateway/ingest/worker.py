@@ -58,7 +58,7 @@ from gateway.db.engine import Database
 from gateway.db.models import utcnow
 from gateway.ingest.directory import DeviceDirectory
 from gateway.ingest.mqtt import Incoming, IngestLink, LinkConfig
-from gateway.ingest.replay import Replay, Watermarks
+from gateway.ingest.replay import Replay, Watermarks, entry
 from gateway.ingest.states import StateCache
 from gateway.ingest.store import BatchStore, Prepared, Received
 from gateway.notices import Notice, publisher_for
@@ -431,13 +431,13 @@ class IngestWorker:
         replay = self._replay
         if replay is None:
             return
-        for item in items:
-            if item.packet_id and replay.recognise(item.digest):
-                item.replayed = True
+        marks = replay.mark([entry(i.topic, i.digest) if i.packet_id else None for i in items])
+        for item, copy in zip(items, marks, strict=True):
+            item.replayed = copy
         if replay.done:
             self._replay = None
             log.warning(
-                "ingest %s: %d messages the broker sent again from its snapshot recognised",
+                "ingest %s: %d messages the broker or devices sent again recognised",
                 self.cfg.session_name,
                 replay.recognised,
             )
