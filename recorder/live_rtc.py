@@ -5,6 +5,11 @@ Who may watch is not decided here: the caller (the WHEP route) passes an ``owner
 to end a session, and a ``still_allowed`` check that is re-run every ``recheck_s`` — a session
 whose check fails is closed, as the WebSocket streams are.
 
+A session may also carry the viewer's microphone (an intercom call): its audio is then
+``sendrecv`` and what the viewer sends goes to a :class:`recorder.backchannel.Talk`, which the
+caller starts when the viewer may speak. A caller can tie tasks to a session (:meth:`follow`) and
+end a session itself (:meth:`terminate`) — a call's media ends with the call.
+
 Non-trickle ICE, as WHEP clients use it: the offer carries the viewer's candidates and the answer
 all of ours. Every session is cleaned up the same way whether the viewer left (DELETE), its
 connection failed or closed, it never connected, or its offer was refused half-way.
@@ -29,9 +34,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.exceptions import InternalError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 from prometheus_client import Gauge, Histogram
 
+from recorder.backchannel import Talk
 from recorder.live import LiveRelay, Viewer
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,13 @@ class Answer:
 class LiveSession:
     id: str
     camera: str
+    scope: str
+    """What the session was opened on (a camera, a call): ending it must name the same."""
     owner: object
     pc: RTCPeerConnection
     viewer: Viewer
     still_allowed: Callable[[], bool]
+    talk: Talk | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -88,10 +98,18 @@ def _gather_only(connection: Connection, ours: list[str]) -> None:
     connection.get_component_candidates = only_ours  # type: ignore[method-assign]
 
 
-def _capabilities(kind: str, mime: str) -> list[Any]:
-    """aiortc's codec capabilities of one codec (with RTX for video: retransmissions)."""
+def _capabilities(kind: str, *mimes: str) -> list[Any]:
+    """aiortc's codec capabilities of these codecs, in this order (with RTX for video)."""
     codecs = RTCRtpSender.getCapabilities(kind).codecs
-    return [c for c in codecs if c.mimeType.lower() in (mime.lower(), "video/rtx")]
+    wanted = [m.lower() for m in mimes] + ["video/rtx"]
+    return sorted(
+        (c for c in codecs if c.mimeType.lower() in wanted),
+        key=lambda c: wanted.index(c.mimeType.lower()),
+    )
+
+
+MICROPHONE_CODECS = ("audio/opus", "audio/PCMU", "audio/PCMA")
+"""What a viewer's microphone may send when the panel's own audio does not set the codec."""
 
 
 class LiveSessions:
@@ -124,8 +142,11 @@ class LiveSessions:
         owner: object,
         ice_servers: list[RTCIceServer],
         still_allowed: Callable[[], bool],
+        scope: str | None = None,
+        talk: Talk | None = None,
     ) -> Answer:
         """Answer a viewer's offer for ``camera`` (opening its upstream if it is the first).
+        With ``talk``, the viewer's microphone (the offer's audio, sent) goes to it.
 
         Raises :class:`OfferError`, :class:`recorder.live.CameraUnavailable` or
         :class:`recorder.live.CodecNotRelayable`."""
@@ -133,7 +154,10 @@ class LiveSessions:
         offered_audio = _offered_audio(offer)
         viewer = await self.relay.watch(camera, url)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
-        session = LiveSession(secrets.token_urlsafe(16), camera, owner, pc, viewer, still_allowed)
+        session_id = secrets.token_urlsafe(16)
+        session = LiveSession(
+            session_id, camera, scope or camera, owner, pc, viewer, still_allowed, talk
+        )
         self._sessions[session.id] = session
         VIEWERS.inc()
         viewer.video.on_first = lambda: FIRST_FRAME.observe(time.monotonic() - opened)
@@ -144,8 +168,14 @@ class LiveSessions:
             video.setCodecPreferences(_capabilities("video", "video/H264"))
             mime = viewer.info.audio_mime
             if viewer.audio is not None and mime is not None and mime.lower() in offered_audio:
-                audio = pc.addTransceiver(viewer.audio, direction="sendonly")
+                direction = "sendrecv" if talk is not None else "sendonly"
+                audio = pc.addTransceiver(viewer.audio, direction=direction)
                 audio.setCodecPreferences(_capabilities("audio", mime))
+            elif talk is not None:  # the panel sends no audio a browser takes: listen only
+                audio = pc.addTransceiver("audio", direction="recvonly")
+                audio.setCodecPreferences(_capabilities("audio", *MICROPHONE_CODECS))
+            if talk is not None:
+                pc.on("track", lambda track: self._microphone(talk, track))
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             except OperationError as exc:
@@ -168,13 +198,35 @@ class LiveSessions:
         )
         return Answer(session.id, pc.localDescription.sdp)
 
-    async def end(self, session_id: str, *, camera: str, owner: object) -> bool:
+    async def end(self, session_id: str, *, scope: str, owner: object) -> bool:
         """End a viewer's own session; ``False`` if there is no such session of that owner."""
         session = self._sessions.get(session_id)
-        if session is None or session.camera != camera or session.owner != owner:
+        if session is None or session.scope != scope or session.owner != owner:
             return False
         await self._close(session, "viewer left")
         return True
+
+    async def terminate(self, session_id: str, reason: str) -> None:
+        """End a session whoever owns it (the caller decided it must end: a call ended)."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            await self._close(session, reason)
+
+    def follow(self, session_id: str, coro: Any) -> None:
+        """Run ``coro`` for as long as the session lives (cancelled when it closes)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            coro.close()
+            return
+        self._spawn(session, coro)
+
+    def is_open(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    @staticmethod
+    def _microphone(talk: Talk, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            talk.listen(track)
 
     async def close_all(self) -> None:
         """Close every session (shutdown of the serving loop)."""
@@ -230,6 +282,8 @@ class LiveSessions:
         for task in session.tasks:
             if task is not current:
                 task.cancel()
+        if session.talk is not None:
+            await session.talk.close()
         await session.pc.close()
         log.info("live %s: session %s closed: %s", session.camera, session.id, reason)
 

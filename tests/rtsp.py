@@ -7,6 +7,12 @@ stream fed from outside), so this server takes any number of mounts, each a
 
     /usr/bin/python3 tests/rtsp.py --port 8554 --mount '/cam=( videotestsrc ... )'
 
+A mount may also take an ONVIF back-channel (``--backchannel PATH=LAUNCH``), as intercom panels
+offer one: a client that DESCRIBEs with ``Require: www.onvif.org/ver20/backchannel`` gets an
+extra ``sendonly`` audio stream, and what it sends there goes into ``LAUNCH``, which starts with an
+element named ``depay_backchannel`` (see :func:`backchannel_to_file`). Such a mount is not shared:
+every client gets its own pipeline, as ``RTSPOnvifMediaFactory`` needs.
+
 It runs under Debian's ``/usr/bin/python3`` (only it has ``gi``); the test
 side starts it with :class:`RtspServer`. Everything listens on 127.0.0.1.
 """
@@ -78,12 +84,25 @@ def udp_h264(port: int) -> str:
     )
 
 
+def backchannel_to_file(path: Path) -> str:
+    """A back-channel that takes G.711 µ-law (RTP payload 0, 8 kHz) and appends its samples, still
+    µ-law, to ``path``: a raw file is readable while it grows (a WAV's header is written at EOS)."""
+    caps = "application/x-rtp,media=audio,payload=0,clock-rate=8000,encoding-name=PCMU"
+    return (
+        f'( capsfilter caps="{caps}" name=depay_backchannel ! rtppcmudepay '
+        f"! filesink location={path} sync=false async=false buffer-mode=unbuffered )"
+    )
+
+
 class RtspServer:
     """The server as a child process; ``stop``/``start`` again on the same port."""
 
-    def __init__(self, port: int, mounts: dict[str, str]) -> None:
+    def __init__(
+        self, port: int, mounts: dict[str, str], backchannels: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.mounts = mounts
+        self.backchannels = backchannels or {}
         self.process: subprocess.Popen[str] | None = None
 
     def url(self, path: str) -> str:
@@ -93,6 +112,8 @@ class RtspServer:
         args = [SYSTEM_PYTHON, str(Path(__file__)), "--port", str(self.port)]
         for path, launch in self.mounts.items():
             args += ["--mount", f"{path}={launch}"]
+        for path, launch in self.backchannels.items():
+            args += ["--backchannel", f"{path}={launch}"]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
@@ -128,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mount", action="append", default=[], metavar="PATH=LAUNCH")
+    parser.add_argument("--backchannel", action="append", default=[], metavar="PATH=LAUNCH")
     args = parser.parse_args(argv)
+    backchannels = dict(mount.split("=", 1) for mount in args.backchannel)
 
     import gi  # noqa: PLC0415 - only Debian's python3 has it; see the module docstring
 
@@ -137,14 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     from gi.repository import GLib, Gst, GstRtspServer  # noqa: PLC0415
 
     Gst.init(None)
-    server = GstRtspServer.RTSPServer()
+    # Only the ONVIF server's clients accept the back-channel's Require header.
+    server = GstRtspServer.RTSPOnvifServer() if backchannels else GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     for mount in args.mount:
         path, launch = mount.split("=", 1)
-        factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(launch)
-        factory.set_shared(True)
+        if path in backchannels:
+            factory = GstRtspServer.RTSPOnvifMediaFactory()
+            factory.set_launch(launch)
+            factory.set_backchannel_launch(backchannels[path])
+            factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia)
+            factory.set_shared(False)
+        else:
+            factory = GstRtspServer.RTSPMediaFactory()
+            factory.set_launch(launch)
+            factory.set_shared(True)
         server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)

@@ -21,6 +21,7 @@ from gateway.api.routes import (
     alerts,
     archive,
     auth,
+    call_media,
     calls,
     commands,
     dispatch,
@@ -66,6 +67,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         admin_security,
         admin_alerts,
         calls,
+        call_media,
         admin_buildings,
         commands,
     ):

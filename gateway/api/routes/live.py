@@ -127,7 +127,19 @@ def link_header(servers: list[RTCIceServer]) -> str:
     return ", ".join(links)
 
 
-def _with_links(headers: dict[str, str], servers: list[RTCIceServer]) -> dict[str, str]:
+async def read_offer(request: Request) -> str:
+    """The SDP offer of a WHEP ``POST``: 415 unless sent as SDP, 413 past the limit."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != SDP:
+        raise UnsupportedMediaType(f"the offer must be sent as {SDP}")
+    offer = b""
+    async for chunk in request.stream():  # stop reading at the limit, not after the whole body
+        offer += chunk
+        if len(offer) > MAX_OFFER_BYTES:
+            raise TooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
+    return offer.decode("utf-8", errors="replace")
+
+
+def with_links(headers: dict[str, str], servers: list[RTCIceServer]) -> dict[str, str]:
     return {**headers, "Link": link_header(servers)} if servers else headers
 
 
@@ -151,7 +163,7 @@ ANSWER: dict[int | str, dict[str, Any]] = {
 @router.options("/{device_id}/whep", status_code=status.HTTP_204_NO_CONTENT)
 def whep_options(caller: LiveCallerDep, ctx: CtxDep) -> Response:
     """The ICE servers (``Link`` headers) a viewer should gather candidates with."""
-    headers = _with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal))
+    headers = with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
@@ -165,13 +177,7 @@ def whep_options(caller: LiveCallerDep, ctx: CtxDep) -> Response:
 async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Response:
     """Start watching the camera: 400 for an offer without H.264 video, 409 for a camera whose
     codec cannot pass without transcoding, 503 when the camera does not stream."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != SDP:
-        raise UnsupportedMediaType(f"the offer must be sent as {SDP}")
-    offer = b""
-    async for chunk in request.stream():  # stop reading at the limit, not after the whole body
-        offer += chunk
-        if len(offer) > MAX_OFFER_BYTES:
-            raise TooLarge(f"an offer is at most {MAX_OFFER_BYTES} bytes")
+    offer = await read_offer(request)
 
     def still_allowed() -> bool:
         try:
@@ -185,7 +191,7 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
         answer = await live_of(ctx).open(
             caller.camera,
             caller.rtsp_url,
-            offer.decode("utf-8", errors="replace"),
+            offer,
             owner=viewer_of(caller.principal, caller.token),
             ice_servers=servers,
             still_allowed=still_allowed,
@@ -201,7 +207,7 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
         answer.sdp,
         status_code=status.HTTP_201_CREATED,
         media_type=SDP,
-        headers=_with_links({"Location": location}, servers),
+        headers=with_links({"Location": location}, servers),
     )
 
 
@@ -221,6 +227,6 @@ async def whep_end(
     else, even of the same contract, gets a 404."""
     assert creds is not None  # checked by CurrentPrincipal
     owner = viewer_of(principal, creds.credentials)
-    if not await live_of(ctx).end(session_id, camera=device_id, owner=owner):
+    if not await live_of(ctx).end(session_id, scope=device_id, owner=owner):
         raise NotFound("no such live session")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
