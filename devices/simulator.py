@@ -264,6 +264,22 @@ class SimulatedDevice:
             client.publish(self.spec.topics.state, json.dumps(answer), 1)
         return True
 
+    def dial(self, apartment: str) -> str:
+        """An intercom panel: a visitor dials ``apartment`` (its ``call``
+        message, at QoS 1, acknowledged by the broker); the call's id."""
+        if self.spec.kind is not DeviceKind.INTERCOM:
+            raise TypeError(f"a {self.spec.kind} cannot dial")
+        call_id = f"v{time.time_ns():x}"
+        body = {"event": "call", "call_id": call_id, "apartment": apartment, "ts": time.time()}
+        self._client.publish(self.spec.topics.state, json.dumps(body), 1).wait_for_publish(5)
+        return call_id
+
+    def end_call(self, call_id: str, outcome: str) -> None:
+        """An intercom panel: the call ends at the door (``answered``, ``declined``
+        or ``missed``: the visitor gave up)."""
+        body = {"event": "call_ended", "call_id": call_id, "outcome": outcome, "ts": time.time()}
+        self._client.publish(self.spec.topics.state, json.dumps(body), 1).wait_for_publish(5)
+
     def _opened(self, decision: Any) -> Payload:
         if self.spec.kind is DeviceKind.INTERCOM:
             return {"event": "door_opened", "by": "app", "command_id": decision.command_id}

@@ -226,7 +226,7 @@ def start_alarms(
     timer.start()
     stack.callback(timer.stop)
     # Unanswered gate and door commands expire in the same role.
-    sweep = CommandSweep(settings, db, secrets.mqtt_password)
+    sweep = CommandSweep(settings, db, secrets.mqtt_password, role.security.transports)
     sweep.start()
     stack.callback(sweep.stop)
     return role

@@ -6,7 +6,14 @@ Every change is a conditional UPDATE that only an unsettled command matches,
 so an answer and the sweep, or two sweeps, cannot both win. Every change also
 writes one ``command`` event into the home's history (who, what, when,
 result), which the events list and the live stream show like any other, and
-returns the :class:`Notice` its caller announces with the commit.
+returns the :class:`Notice` its caller announces with the commit. A command
+settled ``refused``, ``failed`` or ``expired`` is also told as an alert by the
+contract's channels (gateway.commands.results), in the same transaction.
+
+A command is recorded in the home it was sent for: usually the device's own,
+but a shared entrance panel's door opened during a call is recorded in the
+called flat's home and contract (gateway.intercom.door), while it is
+published to the panel's own topics.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from devices.kinds import DeviceKind
 from devices.topics import DeviceTopics
+from gateway.commands.results import tell_unopened
 from gateway.db.command_models import Command, CommandStatus
 from gateway.db.models import Device, Event, Home
 from gateway.errors import NotFound
@@ -78,13 +86,23 @@ def openable(session: Session, contract_id: int, home_uid: str, device_uid: str)
 
 
 def create(
-    session: Session, device: Device, caller: str, ttl: timedelta, *, root: str, now: datetime
+    session: Session,
+    device: Device,
+    caller: str,
+    ttl: timedelta,
+    *,
+    root: str,
+    now: datetime,
+    home: Home | None = None,
+    call: int | None = None,
 ) -> tuple[Outgoing, Notice]:
-    """A new ``open`` command, ``sent``, with its deadline and history line."""
+    """A new ``open`` command, ``sent``, with its deadline and history line.
+    ``home``: the home it is recorded in (default the device's own); ``call``:
+    the intercom call it was sent during, named in its first history line."""
     command = Command(
         uid=secrets.token_hex(12),
-        contract_id=device.contract_id,
-        home_id=device.home_id,
+        contract_id=home.contract_id if home is not None else device.contract_id,
+        home_id=home.id if home is not None else device.home_id,
         device_id=device.id,
         caller=caller[:64],
         action=OPEN,
@@ -103,11 +121,14 @@ def create(
     }
     topic = DeviceTopics(root, home_uid, device.uid).set
     out = Outgoing(command.id, command.uid, topic, payload, command.deadline)
-    return out, _changed(session, command, now)
+    return out, _changed(session, command, now, {"call": call} if call is not None else {})
 
 
-def fail(session: Session, command_id: int, detail: str, now: datetime) -> Notice:
-    """The command could not be handed to the broker: ``failed``, never sent."""
+def fail(
+    session: Session, command_id: int, detail: str, now: datetime, transports: frozenset[str]
+) -> Notice:
+    """The command could not be handed to the broker: ``failed``, never sent.
+    ``transports``: the configured ones of ``email`` and ``sms`` (for its alert)."""
     return _settle(
         session,
         update(Command).where(Command.id == command_id, Command.status == CommandStatus.SENT),
@@ -115,10 +136,16 @@ def fail(session: Session, command_id: int, detail: str, now: datetime) -> Notic
         result=None,
         detail=detail,
         at=now,
+        transports=transports,
     )
 
 
-def settle_answers(session: Session, events: Sequence[EventRow], now: datetime) -> Notice:
+def settle_answers(
+    session: Session,
+    events: Sequence[EventRow],
+    now: datetime,
+    transports: frozenset[str],
+) -> Notice:
     """Ingest's hook: the controllers' ``command_result`` messages among a batch's
     stored events settle their commands. Only the device a command was sent to
     can answer it; a repeated answer changes nothing. A controller's answer
@@ -138,12 +165,26 @@ def settle_answers(session: Session, events: Sequence[EventRow], now: datetime) 
             Command.status.in_(unsettled),
         )
         detail = body.get("detail")
-        changes.merge(_settle(session, stmt, status, result=body["result"], detail=detail, at=at))
+        changes.merge(
+            _settle(
+                session,
+                stmt,
+                status,
+                result=body["result"],
+                detail=detail,
+                at=at,
+                transports=transports,
+            )
+        )
     return changes
 
 
 def expire_due(
-    session: Session, grace: timedelta, now: datetime, most: int = 500
+    session: Session,
+    grace: timedelta,
+    now: datetime,
+    transports: frozenset[str],
+    most: int = 500,
 ) -> tuple[Notice, datetime | None]:
     """Commands still ``sent`` ``grace`` after their deadline become ``expired``.
     Returns the changes and when the next one falls due (None: none waiting)."""
@@ -157,7 +198,15 @@ def expire_due(
     for command_id in due:
         stmt = update(Command).where(Command.id == command_id, Command.status == CommandStatus.SENT)
         changes.merge(
-            _settle(session, stmt, CommandStatus.EXPIRED, result=None, detail="no answer", at=now)
+            _settle(
+                session,
+                stmt,
+                CommandStatus.EXPIRED,
+                result=None,
+                detail="no answer",
+                at=now,
+                transports=transports,
+            )
         )
     following = session.scalar(
         select(func.min(Command.deadline)).where(Command.status == CommandStatus.SENT)
@@ -173,6 +222,7 @@ def _settle(
     result: str | None,
     detail: Any,
     at: datetime,
+    transports: frozenset[str],
 ) -> Notice:
     values = {
         "status": status,
@@ -183,14 +233,19 @@ def _settle(
     ids = session.scalars(stmt.values(**values).returning(Command.id)).all()
     changes = Notice()
     for command_id in ids:
-        changes.merge(_changed(session, session.get_one(Command, command_id), at))
+        command = session.get_one(Command, command_id)
+        changes.merge(_changed(session, command, at))
+        tell_unopened(session, command, changes, transports, at)
     return changes
 
 
-def _changed(session: Session, command: Command, at: datetime) -> Notice:
+def _changed(
+    session: Session, command: Command, at: datetime, extra: dict[str, Any] | None = None
+) -> Notice:
     """Write the command's history line as it is now; the notice of both."""
     session.refresh(command)
     body: dict[str, Any] = {
+        **(extra or {}),
         "command_id": command.uid,
         "action": command.action,
         "status": command.status,

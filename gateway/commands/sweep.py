@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 
 
 class CommandSweep:
-    def __init__(self, settings: Settings, db: Database, mqtt_password: str) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, mqtt_password: str, transports: frozenset[str]
+    ) -> None:
+        """``transports``: the configured ones of ``email`` and ``sms`` (for
+        the alert an expired command is)."""
         self.db = db
+        self.transports = transports
         self.grace = timedelta(seconds=settings.command_expiry_grace_s)
         self.poll_s = settings.alarms_poll_s
         self._settings = settings
@@ -65,7 +70,7 @@ class CommandSweep:
             sleep = self.poll_s
             try:
                 with self.db.transaction() as session:
-                    changes, next_at = expire_due(session, self.grace, utcnow())
+                    changes, next_at = expire_due(session, self.grace, utcnow(), self.transports)
                     if changes:
                         self._notices.within(session, changes)
                 if next_at is not None:

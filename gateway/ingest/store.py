@@ -364,7 +364,7 @@ class BatchStore:
                 result.security = self._alarm_panels(session, batch.zone_candidates, now)
         transports = self.security.transports if self.security is not None else frozenset()
         result.security.merge(record_calls(session, batch.events, transports, now))
-        result.security.merge(settle_answers(session, batch.events, now))
+        result.security.merge(settle_answers(session, batch.events, now, transports))
         result.stored, result.rejected = len(batch.events), len(batch.rejected)
         for reason in batch.reasons:
             REJECTED.labels(reason).inc()

@@ -1,9 +1,11 @@
-"""Intercom calls of the caller's homes: the history, and answering, declining
-and hanging up. Every route goes through the call's contract; another
-contract's call is a plain 404 (answering it too)."""
+"""Intercom calls of the caller's homes: the history, and answering, declining,
+hanging up and opening the panel's door during the call. Every route goes
+through the call's contract; another contract's call is a plain 404
+(answering or opening it too), and nothing is published for it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
@@ -13,14 +15,18 @@ from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from gateway.api.call_schemas import CallAnswer, CallOut, CallPage, CallState, call_out
+from gateway.api.command_schemas import CommandOut
 from gateway.api.deps import CtxDep, CurrentPrincipal, RowId, SessionDep
 from gateway.api.pagination import Cursor, keyset, page
+from gateway.api.routes.commands import deliver
 from gateway.api.schemas import DEVICE_ID, errors
+from gateway.commands.records import Outgoing
 from gateway.context import AppContext
 from gateway.db.intercom_models import Call
 from gateway.db.models import Home, utcnow
-from gateway.errors import NotFound
+from gateway.errors import NotFound, Unavailable
 from gateway.intercom import calls
+from gateway.intercom.door import open_for_call
 from gateway.intercom.views import call_of, call_view, load_call_views
 from gateway.notices import Notice
 from gateway.recording.exports import pieces
@@ -132,3 +138,41 @@ def decline(call_id: RowId, principal: CurrentPrincipal, ctx: CtxDep) -> CallOut
 def hang_up(call_id: RowId, principal: CurrentPrincipal, ctx: CtxDep) -> CallOut:
     """End an answered call."""
     return _act(ctx, principal, call_id, lambda s, c: calls.hang_up(s, c, utcnow()))
+
+
+@router.post(
+    "/{call_id}/open",
+    status_code=201,
+    response_model=CommandOut,
+    responses=errors(409, 422, 503),
+)
+async def open_door(call_id: RowId, principal: CurrentPrincipal, ctx: CtxDep) -> CommandOut:
+    """«Открыть»: open the calling panel's door while the call rings or is
+    answered — also a shared entrance's, which the flat's residents can open
+    only this way. An ``open`` command of the command path (deadline, once),
+    recorded in the called home with the caller; the answer is the command as
+    for ``POST …/devices/{id}/commands``. 409 once the call is over."""
+    if ctx.commands is None:
+        raise Unavailable("commands cannot be sent from this process")
+    out, home = await asyncio.to_thread(_open, ctx, principal, call_id)
+    return await deliver(ctx, principal, home, out)
+
+
+def _open(ctx: AppContext, principal: Principal, call_id: int) -> tuple[Outgoing, str]:
+    ttl = timedelta(seconds=ctx.settings.command_deadline_s)
+    timeout = timedelta(seconds=ctx.settings.call_ring_timeout_s)
+    with ctx.db.transaction() as session:
+        call = calls.owned(session, principal.contract_id, call_id)
+        out, changes = open_for_call(
+            session,
+            call,
+            principal.contract_number,
+            ttl,
+            timeout,
+            root=ctx.settings.mqtt_topic_root,
+            now=utcnow(),
+        )
+        home = session.get_one(Home, call.home_id).uid
+    if ctx.hub is not None:
+        ctx.hub.announce(changes)
+    return out, home

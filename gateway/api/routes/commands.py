@@ -32,6 +32,7 @@ from gateway.db.command_models import Command, CommandStatus
 from gateway.db.models import Home, utcnow
 from gateway.errors import Unavailable
 from gateway.live import LiveEvent, Subscription
+from gateway.security.panel import security_service
 from gateway.tokens import Principal
 
 router = APIRouter(prefix="/homes/{home_id}", tags=["subscriber"], responses=errors(401, 404))
@@ -58,14 +59,7 @@ async def send_command(
         raise Unavailable("commands cannot be sent from this process")
     ttl = timedelta(seconds=body.deadline_s or ctx.settings.command_deadline_s)
     out = await asyncio.to_thread(_create, ctx, principal, home_id, device_id, ttl)
-    sub = ctx.hub.subscribe(principal.contract_id) if ctx.hub is not None else None
-    try:
-        await asyncio.to_thread(_send, ctx, out)
-        await _outcome(ctx, sub, principal.contract_id, out.uid)
-    finally:
-        if sub is not None and ctx.hub is not None:
-            ctx.hub.unsubscribe(sub)
-    return await asyncio.to_thread(_shown, ctx, principal, home_id, out.uid)
+    return await deliver(ctx, principal, home_id, out)
 
 
 @router.get("/commands/{command_id}", response_model=CommandOut, responses=errors(422))
@@ -114,14 +108,31 @@ def _create(
     return out
 
 
+async def deliver(ctx: AppContext, principal: Principal, home_id: str, out: Outgoing) -> CommandOut:
+    """Publish a recorded command (announced by its creator) and wait up to
+    ``command_wait_s`` for its outcome; the command as it then stands. Shared
+    by every route that opens something (here, and a call's door)."""
+    sub = ctx.hub.subscribe(principal.contract_id) if ctx.hub is not None else None
+    try:
+        await asyncio.to_thread(_send, ctx, out)
+        await _outcome(ctx, sub, principal.contract_id, out.uid)
+    finally:
+        if sub is not None and ctx.hub is not None:
+            ctx.hub.unsubscribe(sub)
+    return await asyncio.to_thread(_shown, ctx, principal, home_id, out.uid)
+
+
 def _send(ctx: AppContext, out: Outgoing) -> None:
     """Publish; a command the broker did not take is ``failed`` at once."""
     assert ctx.commands is not None
     try:
         ctx.commands.send(out.topic, out.payload, out.deadline, utcnow())
     except NotSent as exc:
+        transports = security_service(ctx.settings).transports
         with ctx.db.transaction() as session:
-            changes = records.fail(session, out.command_id, f"not sent: {exc}", utcnow())
+            changes = records.fail(
+                session, out.command_id, f"not sent: {exc}", utcnow(), transports
+            )
         if ctx.hub is not None:
             ctx.hub.announce(changes)
 
