@@ -204,11 +204,53 @@ def test_an_unanswered_call_is_missed_and_told_by_the_chosen_channels(
     assert r.status_code == 409
     alerts = quick.http.get("/api/v1/alerts", headers=member).json()["items"]
     assert [(a["category"], a["kind"]) for a in alerts] == [("intercom", "missed_call")]
-    message = mail[0].expect()
-    assert message["To"] == OWNER_EMAIL
-    assert "Пропущенный вызов" in str(make_header(decode_header(message["Subject"])))
+    # Told twice by e-mail: when it rang (app members ring instead), and missed.
+    subjects = {_subject(mail[0]) for _ in range(2)}
+    assert subjects == {
+        "Вызов домофона, кв. 12 — Novosibirsk",
+        "Пропущенный вызов домофона — Novosibirsk",
+    }
     # The neighbour got no alert.
     assert quick.http.get("/api/v1/alerts", headers=quick.login("4314")).json()["items"] == []
+
+
+def _subject(sink: MailSink) -> str:
+    message = sink.expect()
+    assert message["To"] == OWNER_EMAIL
+    return str(make_header(decode_header(message["Subject"])))
+
+
+def test_a_ringing_call_is_told_at_once_by_the_chosen_channels(
+    gateway_factory: Any, mail: tuple[MailSink, int]
+) -> None:
+    """Members without the app open learn of the visitor while it still rings:
+    the contract's e-mail (or SMS) for intercom is sent at the call's start,
+    once; a contract that chose only the app gets no e-mail."""
+    quick: Gateway = gateway_factory(
+        call_ring_timeout_s=5.0, smtp_host="127.0.0.1", smtp_port=mail[1], alarms_poll_s=0.2
+    )
+    site = entrance(quick)
+    quick.start_alarms()
+    member, neighbour = quick.login("4312"), quick.login("4314")
+    body = {"email": OWNER_EMAIL, "channels": {"intercom": ["app", "email"]}}
+    assert quick.http.put("/api/v1/me/notifications", json=body, headers=member).status_code == 200
+    body = {"email": "neighbour@example.org", "channels": {"intercom": ["app"]}}
+    r = quick.http.put("/api/v1/me/notifications", json=body, headers=neighbour)
+    assert r.status_code == 200
+    with streams(quick, [member]) as (ws,):
+        for _ in range(2):  # the panel repeats itself: one call, one e-mail
+            ring(quick, site["panel"], {"event": "call", "call_id": "t1", "apartment": "12"})
+        ring(quick, site["panel"], {"event": "call", "call_id": "t2", "apartment": "14"})
+        call = next_call(ws)["call"]
+        assert _subject(mail[0]) == "Вызов домофона, кв. 12 — Novosibirsk"
+        # Still ringing when the e-mail arrived: it was sent at the start.
+        r = quick.http.post(f"/api/v1/calls/{call['id']}/answer", headers=member)
+        assert r.status_code == 200, r.text
+        quick.http.post(f"/api/v1/calls/{call['id']}/hangup", headers=member)
+    # Flat 14's call rang its (app-only) home and was missed: no e-mail for it.
+    wait_until(lambda: [c["state"] for c in calls_of(quick, neighbour)] == ["missed"])
+    assert mail[0].messages.empty()
+    assert len(calls_of(quick, member)) == 1
 
 
 def test_decline_and_the_panels_hang_ups_are_recorded(gateway: Gateway) -> None:

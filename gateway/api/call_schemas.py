@@ -10,6 +10,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field, StringConstraints
 
 from gateway.api.schemas import CONTRACT_NUMBER, DEVICE_ID, Address, Request
+from gateway.intercom.calls import CLIP_URL
 from gateway.intercom.views import CallView
 
 FLAT = r"^[0-9A-Za-z][0-9A-Za-z-]{0,15}$"
@@ -58,7 +59,7 @@ class CallAnswer(Request):
 def call_out(view: CallView) -> CallOut:
     clip = None
     if view.clip_end is not None:
-        url = f"/api/v1/calls/{view.id}/clip.mp4"
+        url = CLIP_URL.format(view.id)
         clip = CallClipOut(start=view.started_at, end=view.clip_end, url=url)
     return CallOut(
         id=view.id,

@@ -5,8 +5,13 @@ up by a member or the panel, or missed — by the panel giving up or by the
 call timer after ``call_ring_timeout_s``. A missed call is an ``intercom``
 alert, told by the contract's channels (gateway.security.alerts).
 
-Every change returns a :class:`Notice` with the call's id and contract, which
-the caller announces with its commit."""
+Every change also writes one ``call`` event into the called home's history
+(:func:`history`: what changed, the outcome, who answered, and the clip once
+it is marked), which the events list pages and the live stream shows like any
+other — the history of a flat's calls lives in its own home, also for a
+shared entrance's panel, whose owner's history gets none of it. Every change
+returns a :class:`Notice` with the call's id and contract (and the history
+event's), which the caller announces with its commit."""
 
 from __future__ import annotations
 
@@ -18,13 +23,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.commands.results import alert_home
 from gateway.db.intercom_models import Call, CallState
-from gateway.db.models import Home
+from gateway.db.models import Event, Home
 from gateway.errors import Conflict, NotFound
 from gateway.intercom.buildings import route
 from gateway.notices import Notice
 from gateway.security.alerts import AlertWriter
-from gateway.security.home import HomeView
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,14 @@ MEMBER = "member"
 PANEL = "panel"
 TIMEOUT = "timeout"
 MISSED_TEXT = "Пропущенный вызов домофона"
+RING_TEXT = "Вызов домофона"
 LIVE = (CallState.RINGING, CallState.ANSWERED)
+HISTORY_EVENT = "call"
+"""The event class of a call's history lines."""
+RANG = "rang"
+CLIP = "clip"
+CLIP_URL = "/api/v1/calls/{}/clip.mp4"
+"""Where a call's clip is served (the API's ``GET /calls/{id}/clip.mp4``)."""
 
 EventRow = tuple[int, int, int, str, dict[str, Any], datetime]
 """As ingest writes an event: contract, home, device, class, body, received."""
@@ -47,7 +59,7 @@ def record(
         if event != "intercom_call":
             continue
         if body.get("event") == "call":
-            _start(session, device_id, home_id, body, at)
+            changes.merge(_start(session, device_id, home_id, body, transports=transports, at=at))
             changes.calls += _started(session, device_id, str(body["call_id"]))
         else:
             changes.merge(_ended_by_panel(session, device_id, body, transports, at))
@@ -55,33 +67,79 @@ def record(
 
 
 def _start(
-    session: Session, device_id: int, own_home_id: int, body: dict[str, Any], at: datetime
-) -> None:
+    session: Session,
+    device_id: int,
+    own_home_id: int,
+    body: dict[str, Any],
+    *,
+    transports: frozenset[str],
+    at: datetime,
+) -> Notice:
+    """A new call rings the home's members on their streams (the app); the
+    contract's other channels for ``intercom`` (e-mail, SMS) are told now."""
     call_id, flat = str(body["call_id"]), str(body["apartment"])
     home_id = route(session, device_id, own_home_id, flat)
     if home_id is None:
         log.warning("intercom call %s to flat %r: no home is provisioned for it", call_id, flat)
-        return
+        return Notice()
     known = session.scalar(
         select(Call.id).where(
             Call.device_id == device_id, Call.call_id == call_id, Call.home_id == home_id
         )
     )
     if known is not None:
-        return  # the panel sent the same call again
+        return Notice()  # the panel sent the same call again
     contract_id = session.get_one(Home, home_id).contract_id
-    session.add(
-        Call(
-            contract_id=contract_id,
-            home_id=home_id,
-            device_id=device_id,
-            call_id=call_id,
-            flat=flat,
-            state=CallState.RINGING,
-            started_at=at,
-        )
+    call = Call(
+        contract_id=contract_id,
+        home_id=home_id,
+        device_id=device_id,
+        call_id=call_id,
+        flat=flat,
+        state=CallState.RINGING,
+        started_at=at,
     )
+    session.add(call)
     session.flush()
+    changes = history(session, call, RANG, at)
+    told = AlertWriter(session, alert_home(session, home_id), changes, at, transports)
+    told.tell(f"call-{call.id}-ring", "intercom", f"{RING_TEXT}, кв. {flat}", at)
+    return changes
+
+
+def history(session: Session, call: Call, change: str, at: datetime) -> Notice:
+    """Write the call's history line as it is after ``change`` (``rang``, a
+    new state, or ``clip``); the notice of the line."""
+    body: dict[str, Any] = {
+        "call": call.id,
+        "change": change,
+        "state": call.state,
+        "flat": call.flat,
+        "started_at": call.started_at.isoformat(),
+    }
+    if call.answered_at is not None:
+        body["answered_at"] = call.answered_at.isoformat()
+        body["answered_by"] = call.answered_by
+    if call.ended_at is not None:
+        body["ended_at"] = call.ended_at.isoformat()
+        body["ended_by"] = call.ended_by
+    if call.clip_end is not None:
+        body["clip"] = {
+            "url": CLIP_URL.format(call.id),
+            "start": call.started_at.isoformat(),
+            "end": call.clip_end.isoformat(),
+        }
+    event = Event(
+        contract_id=call.contract_id,
+        home_id=call.home_id,
+        device_id=call.device_id,
+        event=HISTORY_EVENT,
+        body=body,
+        received_at=at,
+    )
+    session.add(event)
+    session.flush()
+    return Notice(events=[(event.id, call.contract_id)])
 
 
 def _started(session: Session, device_id: int, call_id: str) -> list[tuple[int, int]]:
@@ -119,6 +177,7 @@ def _ended_by_panel(
         else:
             _finish(call, CallState.MISSED, PANEL, at)
             _missed_alert(session, call, changes, transports, at)
+        changes.merge(history(session, call, call.state, at))
         changes.calls.append((call.id, call.contract_id))
     return changes
 
@@ -132,8 +191,7 @@ def _finish(call: Call, state: str, by: str, at: datetime) -> None:
 def _missed_alert(
     session: Session, call: Call, changes: Notice, transports: frozenset[str], now: datetime
 ) -> None:
-    home = session.get_one(Home, call.home_id)
-    view = HomeView(home.id, home.uid, home.contract_id, home.address, "", False, ())
+    view = alert_home(session, call.home_id)
     body = {"call": call.id, "flat": call.flat, "started_at": call.started_at.isoformat()}
     AlertWriter(session, view, changes, now, transports).add(
         "intercom", "missed_call", MISSED_TEXT, body, at=now, device_id=call.device_id
@@ -166,7 +224,9 @@ def answer(
             raise Conflict(f"call {call.id} was answered by someone else (отвечено)")
         raise Conflict(f"call {call.id} is {call.state}")
     session.refresh(call)
-    return Notice(calls=[(call.id, call.contract_id)])
+    return history(session, call, call.state, now).merge(
+        Notice(calls=[(call.id, call.contract_id)])
+    )
 
 
 def decline(session: Session, call: Call, now: datetime) -> Notice:
@@ -189,7 +249,7 @@ def _member_ends(session: Session, call: Call, from_: str, to: str, now: datetim
     session.refresh(call)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"call {call.id} is {call.state}, not {from_}")
-    return Notice(calls=[(call.id, call.contract_id)])
+    return history(session, call, to, now).merge(Notice(calls=[(call.id, call.contract_id)]))
 
 
 def miss_due(
@@ -208,6 +268,7 @@ def miss_due(
     for call in due:
         _finish(call, CallState.MISSED, TIMEOUT, now)
         _missed_alert(session, call, changes, transports, now)
+        changes.merge(history(session, call, CallState.MISSED, now))
         changes.calls.append((call.id, call.contract_id))
     session.flush()
     oldest = session.scalar(

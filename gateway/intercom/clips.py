@@ -1,11 +1,12 @@
 """A call's clip: its panel camera's footage from the ringing to
 ``call_clip_after_s`` after the call ended, marked as a ``clips`` row of the
 call's contract so retention keeps it for the event days (a week by
-default). Marked by the call timer once the call is over, whoever ended it."""
+default). Marked by the call timer once the call is over, whoever ended it;
+the call's history gets a ``clip`` line with its link then."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,12 +14,16 @@ from sqlalchemy.orm import Session
 from gateway.db.intercom_models import Call, CallState
 from gateway.db.media_models import Clip
 from gateway.db.models import Device
+from gateway.intercom.calls import CLIP, history
+from gateway.notices import Notice
 
 CLIP_KIND = "call"
 
 
-def mark_call_clips(session: Session, after: timedelta) -> int:
-    """Mark the clips of the calls that ended and have none; returns how many."""
+def mark_call_clips(session: Session, after: timedelta, now: datetime) -> Notice:
+    """Mark the clips of the calls that ended and have none; the notice of
+    their history lines."""
+    changes = Notice()
     ended = session.scalars(
         select(Call)
         .join(Device, Device.id == Call.device_id)
@@ -44,4 +49,5 @@ def mark_call_clips(session: Session, after: timedelta) -> int:
                 end=call.clip_end,
             )
         )
-    return len(ended)
+        changes.merge(history(session, call, CLIP, now))
+    return changes

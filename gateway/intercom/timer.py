@@ -74,9 +74,9 @@ class CallTimer:
                 now = utcnow()
                 with self.db.transaction() as session:
                     changes, next_at = miss_due(session, self.ring_timeout, self.transports, now)
+                    changes.merge(mark_call_clips(session, self.clip_after, now))
                     if changes:
                         self._notices.within(session, changes)
-                    mark_call_clips(session, self.clip_after)
                 if next_at is not None:
                     sleep = min(sleep, max(0.05, (next_at - utcnow()).total_seconds()))
             except Exception:

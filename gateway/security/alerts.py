@@ -79,10 +79,15 @@ class AlertWriter:
         )
         self.session.add(alert)
         self.session.flush()
+        if self.tell(f"alert-{alert.id}", category, text, at):
+            self.changes.alerts.append((alert.id, alert.contract_id))
+
+    def tell(self, key: str, category: str, text: str, at: datetime) -> bool:
+        """Queue ``text``'s e-mail and SMS by the contract's channels for
+        ``category`` (outbox keys ``<key>-email``, ``<key>-sms``: deciding twice
+        sends once); True if the app is one of its channels."""
         prefs = self._preferences()
         channels = [c for c in channels_for(prefs, category) if c == "app" or c in self.transports]
-        if "app" in channels:
-            self.changes.alerts.append((alert.id, alert.contract_id))
         subject = f"{text} — {self.home.address}"
         if "email" in channels and prefs is not None and prefs.email:
             message = {
@@ -90,9 +95,10 @@ class AlertWriter:
                 "subject": subject,
                 "body": f"{text}\n{at:%Y-%m-%d %H:%M:%S} UTC\n{self.home.address}\n",
             }
-            enqueue(self.session, f"alert-{alert.id}-email", Channel.EMAIL, message, self.now)
+            enqueue(self.session, f"{key}-email", Channel.EMAIL, message, self.now)
             self.changes.outbox = True
         if "sms" in channels and prefs is not None and prefs.phone:
             sms = {"to": prefs.phone, "text": subject[:300]}
-            enqueue(self.session, f"alert-{alert.id}-sms", Channel.SMS, sms, self.now)
+            enqueue(self.session, f"{key}-sms", Channel.SMS, sms, self.now)
             self.changes.outbox = True
+        return "app" in channels
