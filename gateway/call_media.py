@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
+from prometheus_client import Histogram
 from sqlalchemy.orm import Session
 
 from gateway.db.engine import Database
@@ -40,6 +43,11 @@ from recorder.live_rtc import LiveSessions
 log = logging.getLogger(__name__)
 
 LIVE = (CallState.RINGING, CallState.ANSWERED)
+FIRST_AUDIO = Histogram(
+    "moydom_call_first_audio_seconds",
+    "From a call's answer to the first packet of the member's voice sent to the panel",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5),
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class CallNow:
 
     state: str
     answered_by: str | None
+    answered_at: datetime | None = None
 
 
 def media_of_call(session: Session, contract_id: int, call_id: int, member: str) -> CallPanel:
@@ -68,7 +77,7 @@ def media_of_call(session: Session, contract_id: int, call_id: int, member: str)
     call = session.get(Call, call_id)
     if call is None or call.contract_id != contract_id:
         raise NotFound(f"no call {call_id}")
-    refusal = _refusal(CallNow(call.state, call.answered_by), member)
+    refusal = _refusal(CallNow(call.state, call.answered_by, call.answered_at), member)
     if refusal is not None:
         raise Conflict(f"call {call_id} {refusal}")
     panel = session.get(Device, call.device_id)
@@ -89,7 +98,9 @@ def _refusal(call: CallNow, member: str) -> str | None:
 def _state_of(db: Database, call_id: int) -> CallNow:
     with db.session() as session:
         call = session.get(Call, call_id)
-        return CallNow(call.state, call.answered_by) if call else CallNow("gone", None)
+        if call is None:
+            return CallNow("gone", None)
+        return CallNow(call.state, call.answered_by, call.answered_at)
 
 
 async def follow(
@@ -113,14 +124,17 @@ async def follow(
                 await sessions.terminate(session_id, f"call {call.call_id} {refusal}")
                 return
             if state.state == CallState.ANSWERED and talk.channel is None and not talk.refused:
-                await _talk(talk, call)
+                await _talk(talk, call, state.answered_at)
             state = await _next_state(db, call.call_id, sub, recheck_s)
     finally:
         if hub is not None and sub is not None:
             hub.unsubscribe(sub)
 
 
-async def _talk(talk: Talk, call: CallPanel) -> None:
+async def _talk(talk: Talk, call: CallPanel, answered_at: datetime | None) -> None:
+    if answered_at is not None:
+        answered = answered_at.timestamp()
+        talk.on_first = lambda: FIRST_AUDIO.observe(max(time.time() - answered, 0.0))
     try:
         await talk.start()
     except BackChannelError as exc:  # the subscriber still sees and hears the visitor
@@ -145,7 +159,7 @@ async def _next_state(
         except TimeoutError:
             break
         if isinstance(item, CallView) and item.id == call_id:
-            return CallNow(item.state, item.answered_by)
+            return CallNow(item.state, item.answered_by, item.answered_at)
     if queue is None:
         await asyncio.sleep(recheck_s)
     return await asyncio.to_thread(_state_of, db, call_id)

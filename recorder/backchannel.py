@@ -25,6 +25,7 @@ import logging
 import re
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -337,8 +338,8 @@ class Talk:
         self.channel: BackChannel | None = None
         self.refused: str | None = None
         """Why the panel refused the back-channel, once it did (the caller stops asking)."""
-        self.first_sent: float | None = None
-        """Loop time of the first packet sent to the panel (time to first audio)."""
+        self.on_first: Callable[[], None] | None = None
+        """Called once, when the first packet goes to the panel: time to first audio."""
         self._track: MediaStreamTrack | None = None
         self._pump: asyncio.Task[None] | None = None
         self._opening: asyncio.Task[None] | None = None
@@ -400,5 +401,6 @@ class Talk:
         while len(self._pending) >= CHUNK:
             chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
             self.channel.send(chunk)
-            if self.first_sent is None:
-                self.first_sent = asyncio.get_running_loop().time()
+            if self.on_first is not None:
+                self.on_first()
+                self.on_first = None

@@ -20,6 +20,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from av import AudioFrame
+from prometheus_client import REGISTRY
 
 from recorder.live_rtc import restrict_host_addresses
 from tests.conftest import Gateway
@@ -66,6 +67,13 @@ def panel(tmp_path: Path) -> Iterator[Panel]:
     )
     with server:
         yield Panel(server, heard)
+
+
+def first_audio_observed() -> tuple[float, float]:
+    """The gateway's answer-to-first-packet histogram: (count, sum) so far in this process."""
+    count = REGISTRY.get_sample_value("moydom_call_first_audio_seconds_count") or 0.0
+    total = REGISTRY.get_sample_value("moydom_call_first_audio_seconds_sum") or 0.0
+    return count, total
 
 
 def ulaw_decode(data: bytes) -> np.ndarray[Any, np.dtype[np.int16]]:
@@ -272,6 +280,7 @@ def test_the_member_hears_the_visitor_and_the_panel_hears_the_member(
         assert panel.heard_bytes() == b""  # no back-channel opened while ringing
 
         # The member answers: from now on the panel hears them.
+        observed = first_audio_observed()
         r = await asyncio.to_thread(
             gw.http.post,
             f"/api/v1/calls/{call}/answer",
@@ -282,13 +291,17 @@ def test_the_member_hears_the_visitor_and_the_panel_hears_the_member(
         answered = time.monotonic()
         await until(lambda: len(panel.heard_bytes()) > 0, 10, "the member's first audio")
         member_first_s = time.monotonic() - answered
+        count, total = first_audio_observed()
+        assert count == observed[0] + 1
+        sent_s = total - observed[1]  # the gateway's part: answer committed -> first packet sent
         await until(lambda: len(panel.heard_bytes()) >= 2 * RATE, 10, "2 s at the panel")
         at_panel = dominant_hz(ulaw_decode(panel.heard_bytes()[RATE // 2 :]), RATE)
         assert abs(at_panel - MEMBER_HZ) < 10, at_panel
         print(
             f"visitor's tone at the phone: {heard:.1f} Hz, first audio {visitor_first_s:.2f} s "
             f"after the offer; member's tone at the panel: {at_panel:.1f} Hz, first audio "
-            f"{member_first_s * 1000:.0f} ms after the answer"
+            f"{member_first_s * 1000:.0f} ms after the answer (sent by the gateway after "
+            f"{sent_s * 1000:.0f} ms)"
         )
         assert phone.audio_seconds() > 2.0  # the visitor is still heard during the call
 
