@@ -34,6 +34,20 @@ Payload = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Visitor:
+    """Someone at an intercom panel's door: dials ``flat`` ``first_s`` after
+    the panel starts, then every ``every_s`` (or at once on
+    :meth:`SimulatedDevice.visit_now`), and leaves ``waits_s`` after dialling —
+    the panel then reports the call ended (the gateway's ring timeout has
+    made an unanswered one missed by then)."""
+
+    flat: str = "12"
+    first_s: float = 15.0
+    every_s: float = 60.0
+    waits_s: float = 45.0
+
+
+@dataclass(frozen=True)
 class SimSpec:
     kind: DeviceKind
     name: str
@@ -88,10 +102,7 @@ def _gate(rng: random.Random, tick: int) -> Payload:
 
 
 def _intercom(rng: random.Random, tick: int) -> Payload:
-    if tick % 6 == 5:
-        return {"event": "call", "call_id": f"c{tick}", "apartment": "12", "ts": time.time()}
-    if tick % 6 == 0 and tick:
-        return {"event": "call_ended", "call_id": f"c{tick - 1}", "outcome": "missed"}
+    # Its calls come from a visitor (SimulatedDevice's ``visitor``), not the clock.
     return {"event": "heartbeat", "uptime": tick, "ts": time.time()}
 
 
@@ -136,14 +147,22 @@ class SimulatedDevice:
         period_s: float = 5.0,
         *,
         tls: ssl.SSLContext | None = None,
+        visitor: Visitor | None = None,
     ) -> None:
-        """``tls``: connect over TLS (mqtts://), trusting that context's CAs."""
+        """``tls``: connect over TLS (mqtts://), trusting that context's CAs;
+        ``visitor``: an intercom panel's visitor who keeps dialling a flat."""
         self.spec = spec
         self._period = period_s
         self._rng = random.Random(spec.username)  # noqa: S311 - simulation, not security
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sim-{spec.name}", daemon=True)
+        self._visitor = visitor
+        self._visit = threading.Event()
+        self._visits = threading.Thread(target=self._visiting, name=f"visitor-{spec.name}")
+        self._visits.daemon = True
+        self.dialled: list[str] = []
+        """The panel's ids of the calls its visitor made."""
         self.published = 0
         self.actions: list[str] = []
         self.commands_seen: list[str] = []
@@ -174,6 +193,34 @@ class SimulatedDevice:
         self._connect()
         self._client.loop_start()
         self._thread.start()
+        if self._visitor is not None:
+            if self.spec.kind is not DeviceKind.INTERCOM:
+                raise TypeError(f"nobody dials a {self.spec.kind}")
+            self._visits.start()
+
+    def visit_now(self) -> None:
+        """Have the visitor dial now (after the current call, if one rings)."""
+        self._visit.set()
+
+    def _visiting(self) -> None:
+        assert self._visitor is not None
+        wait = self._visitor.first_s
+        while True:
+            self._visit.wait(wait)
+            self._visit.clear()
+            if self._stop.is_set():
+                return
+            wait = self._visitor.every_s
+            if not self._connected.is_set():
+                continue
+            try:
+                call_id = self.dial(self._visitor.flat)
+                self.dialled.append(call_id)
+                if self._stop.wait(self._visitor.waits_s):
+                    return
+                self.end_call(call_id, "answered")
+            except (RuntimeError, ValueError) as exc:  # paho: the publish failed
+                log.warning("%s: the visitor's call was not sent: %s", self.spec.name, exc)
 
     def _connect(self) -> None:
         if not self._commandable:
@@ -206,6 +253,7 @@ class SimulatedDevice:
 
     def stop(self) -> None:
         self._stop.set()
+        self._visit.set()
         if self._connected.is_set():
             info = self._client.publish(
                 self.spec.topics.availability, json.dumps({"state": "offline"}), 1, True
@@ -214,6 +262,8 @@ class SimulatedDevice:
         self._client.disconnect()
         self._client.loop_stop()
         self._thread.join(2)
+        if self._visits.is_alive():
+            self._visits.join(2)
 
     def _on_connect(
         self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any

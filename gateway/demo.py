@@ -5,6 +5,12 @@ uses, and its simulated devices connect with the credentials that returned —
 so the demo exercises the real broker accounts and ACLs. Device passwords are
 shown only once by the broker, so the demo keeps them in ``var/demo-devices.json``
 to reconnect the same devices on the next run.
+
+The demo's intercom panel has a visitor: 15 s after the start and then every
+minute — or at once when the demo process gets ``SIGUSR1`` — it dials the
+demo flat, whose members' streams ring; the caller answers, opens the door
+(``POST /api/v1/calls/{id}/open``, acknowledged by the simulated panel) and
+hangs up through the API, as the banner says.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +30,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from devices.kinds import DeviceKind
-from devices.simulator import SimSpec, SimulatedDevice
+from devices.simulator import SimSpec, SimulatedDevice, Visitor
 from gateway.broker.tls import client_tls
 from gateway.context import AppContext
 from gateway.db.models import utcnow
@@ -53,6 +60,8 @@ CAMERA_PORT_ENV = "MOYDOM_DEMO_RTSP_PORT"
 DEMO_CODE, DEMO_DURESS = "1234", "9999"
 DEMO_DISPATCHER, DEMO_DISPATCHER_PASSWORD = "dispatcher", "demo-dispatcher"
 DEMO_TIMING = {"armed_away": {"exit_delay_s": 10, "entry_delay_s": 15, "trigger_time_s": 60}}
+DEMO_VISITOR = Visitor(flat="12", first_s=15.0, every_s=60.0, waits_s=45.0)
+"""Who rings the demo intercom (the flat is that of ``DEMO_ADDRESS``)."""
 
 
 def _camera_url() -> str:
@@ -215,14 +224,24 @@ def run_demo(settings: Settings) -> None:
             log.error("the demo's test camera does not work: %s", problem)
         # After the camera is provisioned and serving: recording starts at once.
         start_recorder(settings, ctx.secrets, ctx.db, stack)
+        sims = []
         for spec in specs:
+            visitor = DEMO_VISITOR if spec.kind is DeviceKind.INTERCOM else None
             sim = SimulatedDevice(
-                spec, settings.mqtt_host, settings.mqtt_port, tls=client_tls(settings)
+                spec,
+                settings.mqtt_host,
+                settings.mqtt_port,
+                tls=client_tls(settings),
+                visitor=visitor,
             )
             sim.start()
             stack.callback(sim.stop)
+            sims.append(sim)
+        panel = next(sim for sim in sims if sim.spec.kind is DeviceKind.INTERCOM)
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: panel.visit_now())
         base = f"http://{settings.http_host}:{settings.http_port}"
         gate = next(s.topics for s in specs if s.kind is DeviceKind.GATE)
+        v = DEMO_VISITOR
         banner = [
             "",
             "moydom demo",
@@ -237,6 +256,13 @@ def run_demo(settings: Settings) -> None:
             f"  live view     {base}/live   (log in as the subscriber; WebRTC, see docs/live.md)",
             f"  open the gate POST {base}/api/v1/homes/{gate.home}/devices/{gate.device}/commands"
             ' {"action": "open"}',
+            f"  intercom      a visitor dials flat {v.flat} {v.first_s:.0f} s after the start, then"
+            f" every {v.every_s:.0f} s (now: kill -USR1 {os.getpid()}); it rings on"
+            f" {base}/api/v1/stream",
+            f"                and at GET {base}/api/v1/calls?state=ringing; then POST"
+            f" {base}/api/v1/calls/{{id}}/answer,",
+            f"                POST {base}/api/v1/calls/{{id}}/open (opens the door),"
+            f" POST {base}/api/v1/calls/{{id}}/hangup",
             "  Ctrl-C stops everything.",
             "",
         ]

@@ -113,6 +113,37 @@ def test_the_camera_check_tells_a_working_camera_from_a_broken_one() -> None:
     assert gone is not None and gone.startswith("no answer to RTSP DESCRIBE")
 
 
+def _a_visitor_rings_and_the_door_opens(demo: Demo, base: str, owner: dict[str, str]) -> None:
+    """The demo's intercom rings on ``SIGUSR1`` (the banner says so); the call
+    is answered, its door opened (the simulated panel acknowledges) and hung
+    up through the API, and the home's history tells it."""
+    assert f"kill -USR1 {demo.proc.pid}" in "\n".join(demo.banner())
+    demo.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    ringing: list[dict[str, Any]] = []
+    while not ringing:
+        assert time.monotonic() < deadline, "the demo's intercom never rang"
+        r = httpx.get(f"{base}/calls", params={"state": "ringing"}, headers=owner, timeout=5)
+        assert r.status_code == 200, r.text
+        ringing = r.json()["items"]
+        time.sleep(0.2)
+    call = ringing[0]["id"]
+    r = httpx.post(f"{base}/calls/{call}/answer", headers=owner, timeout=5)
+    assert r.status_code == 200 and r.json()["state"] == "answered", r.text
+    r = httpx.post(f"{base}/calls/{call}/open", headers=owner, timeout=10)
+    assert r.status_code == 201 and r.json()["status"] == "acknowledged", r.text
+    assert r.json()["device_kind"] == "intercom"
+    r = httpx.post(f"{base}/calls/{call}/hangup", headers=owner, timeout=5)
+    assert r.status_code == 200 and r.json()["state"] == "ended", r.text
+    r = httpx.post(f"{base}/calls/{call}/open", headers=owner, timeout=5)
+    assert r.status_code == 409, r.text
+    lines = httpx.get(f"{base}/events", params={"event": "call"}, headers=owner, timeout=5).json()[
+        "items"
+    ]
+    changes = [e["body"]["change"] for e in lines if e["body"]["call"] == call]
+    assert changes == ["ended", "answered", "rang"], changes
+
+
 def _without_plugin(tmp: Path, plugin: str) -> dict[str, str]:
     """GStreamer's environment with every system plugin but ``plugin`` (a file
     name such as ``libgstpango.so``): a machine without the package that ships it."""
@@ -202,6 +233,7 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
             timeout=10,
         )
         assert opened.status_code == 201 and opened.json()["status"] == "acknowledged", opened.text
+        _a_visitor_rings_and_the_door_opens(demo, base, owner)
 
         sub = mqtt_connect(mqtt_port, "moydom", secrets["mqtt_password"])
         sub.subscribe("moydom/#")
