@@ -112,3 +112,19 @@ def test_the_door_opens_during_the_call_for_the_called_flat_only(gateway: Gatewa
 
 def _command_id(message: Any) -> str:
     return str(json.loads(message.payload)["command_id"])
+
+
+def test_a_call_ringing_past_its_timeout_opens_nothing(gateway_factory: Any) -> None:
+    """Without the call timer (no alarms role) a call stays ``ringing`` after its
+    ring timeout: it is not answered in time all the same, and its door stays
+    shut — 409, no command recorded (none is published without its record)."""
+    gw: Gateway = gateway_factory(call_ring_timeout_s=0.001)
+    site = entrance(gw)
+    sim = controller(gw, site["panel"])
+    flat12 = gw.login("4312")
+    call = ringing(gw, flat12, sim.dial("12"))
+    r = gw.http.post(f"/api/v1/calls/{call}/open", headers=flat12)
+    assert r.status_code == 409 and "not answered in time" in r.json()["detail"]
+    r = gw.http.get(f"/api/v1/homes/{site['homes']['4312']}/commands", headers=flat12)
+    assert r.json()["items"] == []
+    assert sim.commands_seen == []
