@@ -15,6 +15,12 @@ processes sharing one database. Three counts, each answering one attack:
   by what others typed (a reset by code is the way out of a sustained attack).
 
 IPv6 clients are counted per /64, the block one subscriber line gets.
+
+A login is a contract number (the owner) or a member's own login, a phone
+(``+7…``) or an e-mail: the two never look alike, so one field takes both.
+Wrong reset codes and wrong current passwords count like wrong passwords;
+requests for a reset code are capped separately (:func:`guard_requests`),
+counted by the login typed whether or not it exists.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from sqlalchemy.orm import Session
 
 from gateway.db.engine import Database
 from gateway.db.models import Contract, LoginFailure
+from gateway.db.people_models import Member
 from gateway.errors import Forbidden, InvalidCredentials, Throttled
 from gateway.passwords import burn_verify, verify_password
-from gateway.tokens import Principal
+from gateway.tokens import MEMBER, OWNER, Principal
 
-COUNTED_REASONS = ("unknown_contract", "bad_password")
+COUNTED_REASONS = ("unknown_contract", "bad_password", "bad_code")
 """Failures that count towards throttling. Throttled attempts are recorded but
 not counted, so a throttled pair is free again when the window passes."""
 
@@ -123,6 +130,76 @@ def guard(db: Database, policy: ThrottlePolicy, *, key: str, address: str, now: 
         raise Throttled("too many failed logins; try again later", wait)
 
 
+RESET_REQUESTED = "reset_requested"
+
+
+def guard_requests(
+    db: Database,
+    *,
+    key: str,
+    address: str,
+    now: datetime,
+    window_s: int,
+    per_key: int,
+    per_address: int,
+) -> None:
+    """Cap reset-code requests: ``per_key`` per login and ``per_address`` per
+    client address in the window (hard caps: each request may send an SMS).
+    Records this request when it is let through."""
+    window = timedelta(seconds=window_s)
+    since, where = now - window, address_key(address)
+
+    def requested(*conditions: ColumnElement[bool]) -> Select[datetime]:
+        return select(LoginFailure.at).where(
+            *conditions, LoginFailure.at > since, LoginFailure.reason == RESET_REQUESTED
+        )
+
+    with db.session() as session:
+        wait = max(
+            _window_wait(
+                session, requested(LoginFailure.contract_number == key[:64]), per_key, window, now
+            ),
+            _window_wait(
+                session, requested(LoginFailure.client_address == where), per_address, window, now
+            ),
+        )
+    if wait:
+        raise Throttled("too many reset requests; try again later", wait)
+    record_failure(db, key, address, RESET_REQUESTED, now)
+
+
+def is_member_login(login: str) -> bool:
+    """Members log in with a phone (``+…``) or an e-mail; contract numbers have neither."""
+    return login.startswith("+") or "@" in login
+
+
+def find_login(session: Session, login: str) -> tuple[Contract, Member | None] | None:
+    """The contract (and member) a login names, or None."""
+    if is_member_login(login):
+        member = session.scalars(select(Member).where(Member.login == login)).first()
+        if member is None:
+            return None
+        return session.get_one(Contract, member.contract_id), member
+    contract = session.scalars(select(Contract).where(Contract.number == login)).first()
+    return None if contract is None else (contract, None)
+
+
+def principal_of(contract: Contract, member: Member | None) -> Principal:
+    """Who a login is, with the epoch its tokens must carry."""
+    if member is None:
+        return Principal(
+            contract.id, contract.number, OWNER, epoch=contract.token_epoch, login=contract.number
+        )
+    return Principal(
+        contract.id,
+        contract.number,
+        MEMBER,
+        member_id=member.id,
+        epoch=member.token_epoch,
+        login=member.login,
+    )
+
+
 def authenticate(
     db: Database,
     policy: ThrottlePolicy,
@@ -132,18 +209,24 @@ def authenticate(
     address: str,
     now: datetime,
 ) -> Principal:
-    """Check a contract's password, or raise; record every failure."""
+    """Check the password of a contract's owner (``number`` is the contract
+    number) or of a member (their phone or e-mail), or raise; record every failure."""
     guard(db, policy, key=number, address=address, now=now)
     with db.session() as session:
-        contract = session.scalars(select(Contract).where(Contract.number == number)).first()
-    if contract is None:
+        found = find_login(session, number)
+        if found is not None:
+            contract, member = found
+            password_hash = (member or contract).password_hash
+            principal = principal_of(contract, member)
+            active = contract.active
+    if found is None:
         burn_verify(password)
         record_failure(db, number, address, "unknown_contract", now)
         raise InvalidCredentials("wrong contract number or password")
-    if not verify_password(contract.password_hash, password):
+    if not verify_password(password_hash, password):
         record_failure(db, number, address, "bad_password", now)
         raise InvalidCredentials("wrong contract number or password")
-    if not contract.active:
+    if not active:
         record_failure(db, number, address, "suspended", now)
         raise Forbidden("contract is suspended")
-    return Principal(contract_id=contract.id, contract_number=contract.number)
+    return principal

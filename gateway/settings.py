@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     """Failures of one contract from one address after which that pair waits the window out."""
     login_max_delay_s: int = Field(default=30, gt=0)
     """The longest a slowed-down contract makes the next attempt wait."""
+    reset_max_requests_per_login: int = Field(default=3, gt=0)
+    """Password-reset codes asked for one login in ``login_window_s`` (each may be an SMS)."""
+    reset_max_requests_per_address: int = Field(default=10, gt=0)
+    """Password-reset codes asked from one client address in ``login_window_s``."""
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,11 @@
 """Access tokens (JWT, HS256) and the principal they name.
 
-A principal is who is calling: today always a contract's owner; family members
-and guests will be principals of the same contract with a narrower role, so
-every ownership check is written against ``Principal.contract_id``.
+A principal is who is calling: a contract's owner, or one of its members
+(``member_id`` set) with the permissions the owner gave them, so every
+ownership check is written against ``Principal.contract_id`` and every
+permission check against the member. A token carries the login's
+``epoch``: a password change raises the stored epoch, and every token issued
+before is refused from then on (``gateway.api.deps``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -22,6 +26,7 @@ class TokenError(Exception):
 
 
 OWNER = "owner"
+MEMBER = "member"
 DISPATCHER = "dispatcher"
 
 
@@ -35,10 +40,20 @@ class Principal:
     contract_id: int
     contract_number: str
     role: str = OWNER
+    member_id: int | None = None
+    """The member's row for ``role == "member"``; None for the owner."""
+    epoch: int = 0
+    login: str = ""
+    """What was logged in with: the contract number, or the member's login."""
+
+    @property
+    def who(self) -> str:
+        """The login, for audit entries and throttling."""
+        return self.login or self.contract_number
 
 
 def issue(principal: Principal, key: str, ttl_s: int, now: datetime) -> str:
-    claims = {
+    claims: dict[str, Any] = {
         "sub": str(principal.contract_id),
         "cn": principal.contract_number,
         "role": principal.role,
@@ -46,7 +61,11 @@ def issue(principal: Principal, key: str, ttl_s: int, now: datetime) -> str:
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
         "jti": secrets.token_hex(8),
+        "gen": principal.epoch,
     }
+    if principal.member_id is not None:
+        claims["mid"] = principal.member_id
+        claims["login"] = principal.login
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -59,6 +78,14 @@ def decode(token: str, key: str) -> Principal:
             audience=AUDIENCE,
             options={"require": ["sub", "exp", "aud", "cn", "role"]},
         )
-        return Principal(int(claims["sub"]), str(claims["cn"]), str(claims["role"]))
+        member = claims.get("mid")
+        return Principal(
+            int(claims["sub"]),
+            str(claims["cn"]),
+            str(claims["role"]),
+            member_id=None if member is None else int(member),
+            epoch=int(claims.get("gen", 0)),
+            login=str(claims.get("login", "")),
+        )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise TokenError(str(exc)) from exc

@@ -66,12 +66,14 @@ def test_throttled_per_contract_and_address_with_retry_after(gateway_factory: An
 
 
 def test_throttle_expires_with_the_window(gateway_factory: Any) -> None:
-    gw: Gateway = gateway_factory(login_max_failures_per_pair=2, login_window_s=1)
+    # A window long enough for two argon2 checks on a loaded machine (at 1 s a
+    # busy CI box let the first failure leave the window before the third try).
+    gw: Gateway = gateway_factory(login_max_failures_per_pair=2, login_window_s=4)
     gw.create_contract("5006")
     for _ in range(2):
         _login(gw, "5006", "wrong-password")
     assert _login(gw, "5006", "correct horse 1").status_code == 429
-    time.sleep(1.2)
+    time.sleep(4.2)
     assert _login(gw, "5006", "correct horse 1").status_code == 200
 
 

@@ -66,9 +66,8 @@ STILL_TRUE: dict[tuple[str, str], str] = {
     ): "the list of what this version lacks: each item checked against the code",
     (
         "docs/operators.md",
-        "There is no endpoint yet to delete a contract or a home, or to change a contract's "
-        "password.",
-    ): "no route deletes a contract or a home or changes its password (gateway/api/routes/)",
+        "There is no endpoint yet to delete a contract or a home.",
+    ): "no route deletes a contract or a home (gateway/api/routes/; termination is issue 15's)",
 }
 #: ``MOYDOM_*`` variables that are not settings: read by the code itself.
 NOT_SETTINGS = {"MOYDOM_CONFIG", "MOYDOM_DEMO_RTSP_PORT"}

@@ -29,6 +29,7 @@ from gateway.api.routes import (
     health,
     live,
     me,
+    password,
     security,
 )
 from gateway.context import AppContext
@@ -70,6 +71,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         call_media,
         admin_buildings,
         commands,
+        password,
     ):
         api.include_router(module.router)
     app.include_router(api)

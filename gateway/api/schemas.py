@@ -17,6 +17,16 @@ NumberPath = Annotated[str, Path(pattern=CONTRACT_NUMBER)]
 DeviceIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 HomeIdPath = Annotated[str, Path(pattern=DEVICE_ID)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+PHONE = r"^\+[0-9]{10,15}$"
+EMAIL = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,8}$"
+Phone = Annotated[str, StringConstraints(pattern=PHONE)]
+"""E.164 with its plus: ``+79130000001``."""
+Email = Annotated[str, StringConstraints(pattern=EMAIL, max_length=254)]
+"""ASCII only: the same in Python's, pydantic's and JSON Schema's regex dialects."""
+Login = Annotated[
+    str, StringConstraints(pattern=rf"^[0-9A-Za-z-]{{1,32}}$|{PHONE}|{EMAIL}", max_length=254)
+]
+"""A contract number (the owner), or a member's phone or e-mail: never alike."""
 _WS = r" \t\n\r\f\v\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 """Whitespace spelled out: ``\\s`` means different things to Python, pydantic's
 Rust regex and JSON Schema (U+0085, U+FEFF), and the OpenAPI must say
@@ -66,6 +76,8 @@ class ContractCreate(Request):
     number: ContractNumber
     password: Password
     address: Address
+    phone: Phone | None = Field(default=None, description="password-reset channel by SMS")
+    email: Email | None = Field(default=None, description="password-reset channel by e-mail")
 
 
 class HomeCreate(Request):
@@ -82,6 +94,8 @@ class ContractOut(BaseModel):
     status: str
     created_at: datetime
     homes: list[HomeOut]
+    phone: str | None = None
+    email: str | None = None
 
 
 class _DeviceCreateBase(Request):
@@ -198,7 +212,7 @@ class HealthOut(BaseModel):
 
 
 class LoginRequest(Request):
-    contract: ContractNumber
+    contract: Login = Field(description="the contract number, or a member's phone or e-mail")
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -212,6 +226,10 @@ class MeOut(BaseModel):
     contract: str
     role: str
     homes: list[HomeOut]
+    login: str | None = Field(default=None, description="the contract number or member's login")
+    permissions: dict[str, list[str]] | None = Field(
+        default=None, description="a member's, per home id; null for the owner"
+    )
 
 
 class Health(BaseModel):

@@ -4,6 +4,20 @@ Both model modules are imported here so that ``Base.metadata`` always holds
 every table, whichever module a caller (or Alembic) imports first.
 """
 
-from gateway.db import command_models, intercom_models, media_models, models, security_models
+from gateway.db import (
+    command_models,
+    intercom_models,
+    media_models,
+    models,
+    people_models,
+    security_models,
+)
 
-__all__ = ["command_models", "intercom_models", "media_models", "models", "security_models"]
+__all__ = [
+    "command_models",
+    "intercom_models",
+    "media_models",
+    "models",
+    "people_models",
+    "security_models",
+]

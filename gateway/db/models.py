@@ -70,6 +70,13 @@ class Contract(Base):
     status: Mapped[str] = mapped_column(String(16), default=ContractStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """From billing: where a password-reset code goes by SMS."""
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    """From billing: where a password-reset code goes by e-mail."""
+    token_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    """The owner's tokens carry the epoch they were issued in; a password
+    change or reset raises it, which ends every earlier session."""
 
     homes: Mapped[list[Home]] = relationship(back_populates="contract", order_by="Home.id")
 

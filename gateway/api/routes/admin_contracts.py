@@ -1,10 +1,12 @@
-"""Admin: contracts and their homes, as the billing system manages them."""
+"""Admin: contracts, their homes and contact details, as the billing system
+manages them, and the support desk's password reset."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from gateway.api.deps import AdminDep, CtxDep
+from gateway.api.people_schemas import ContactsIn, PasswordSet
 from gateway.api.schemas import (
     ContractCreate,
     ContractOut,
@@ -13,7 +15,9 @@ from gateway.api.schemas import (
     NumberPath,
     errors,
 )
-from gateway.db.models import Contract
+from gateway.db.models import Contract, utcnow
+from gateway.people.access import admin_set_password
+from gateway.people.contacts import set_contacts
 
 router = APIRouter(prefix="/admin/contracts", tags=["admin"], responses=errors(401, 404, 409, 503))
 
@@ -24,18 +28,40 @@ def contract_out(contract: Contract) -> ContractOut:
         status=contract.status,
         created_at=contract.created_at,
         homes=[HomeOut(id=h.uid, address=h.address) for h in contract.homes],
+        phone=contract.phone,
+        email=contract.email,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ContractOut)
 def create_contract(body: ContractCreate, ctx: CtxDep, _: AdminDep) -> ContractOut:
-    """Create a contract with its first home; 409 if the number exists."""
-    return contract_out(ctx.provisioner.create_contract(body.number, body.password, body.address))
+    """Create a contract with its first home (and, if given, its contact
+    details: the reset channels); 409 if the number exists."""
+    contract = ctx.provisioner.create_contract(body.number, body.password, body.address)
+    if body.phone is not None or body.email is not None:
+        set_contacts(ctx.db, body.number, phone=body.phone, email=body.email, now=utcnow())
+        contract = ctx.provisioner.get_contract(body.number)
+    return contract_out(contract)
 
 
 @router.get("/{number}", response_model=ContractOut)
 def get_contract(number: NumberPath, ctx: CtxDep, _: AdminDep) -> ContractOut:
     return contract_out(ctx.provisioner.get_contract(number))
+
+
+@router.put("/{number}/contacts", response_model=ContractOut, responses=errors(422))
+def put_contacts(number: NumberPath, body: ContactsIn, ctx: CtxDep, _: AdminDep) -> ContractOut:
+    """Set the phone and e-mail a password-reset code goes to (null clears one)."""
+    set_contacts(ctx.db, number, phone=body.phone, email=body.email, now=utcnow())
+    return contract_out(ctx.provisioner.get_contract(number))
+
+
+@router.post("/{number}/password", status_code=status.HTTP_204_NO_CONTENT, responses=errors(422))
+def reset_password(number: NumberPath, body: PasswordSet, ctx: CtxDep, _: AdminDep) -> Response:
+    """The support desk sets the owner's password: every session of it ends
+    (tokens refused, open streams closed)."""
+    admin_set_password(ctx.db, number, body.password, now=utcnow())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{number}/suspend", response_model=ContractOut)
