@@ -3,8 +3,9 @@
 go2rtc's model: the first viewer of a camera opens the upstream (a
 :class:`recorder.source.CameraSource`, so the recorder's RTSP options, timeouts and reconnect
 backoff); later viewers share it; ``idle_s`` after the last one leaves, it is closed. Nothing is
-decoded: each viewer's track hands the camera's H.264 access units (and audio packets, when the
-codec can pass) to aiortc, whose sender only cuts them into RTP packets.
+decoded but audio that WebRTC cannot carry (AAC), which is transcoded to G.711 once per camera:
+each viewer's track hands the camera's H.264 access units and audio packets to aiortc, whose
+sender only cuts them into RTP packets.
 
 The upstream reads in a thread (PyAV blocks in ``demux``) and hands each packet to the event loop
 with one ``call_soon_threadsafe``; fan-out, viewer queues and the idle timer live on the loop
@@ -30,6 +31,7 @@ from recorder.live_media import (
     Packet,
     StreamInfo,
     Timeline,
+    ToPcmu,
     audio_parts,
     describe,
     repack,
@@ -212,12 +214,15 @@ class Upstream:
         for session in source.sessions():
             info = describe(session)
             UPSTREAM_SESSIONS.inc()
-            if info.audio_codec and not info.audio_mime:
-                log.warning(
-                    "live %s: audio is %s, which WebRTC cannot carry unchanged; sending video only",
+            transcode, warned = None, False
+            if info.audio_transcoded and session.audio is not None:
+                log.info(
+                    "live %s: audio is %s, which WebRTC cannot carry: transcoding it to %s",
                     self.camera,
                     info.audio_codec,
+                    info.audio_mime,
                 )
+                transcode = ToPcmu(session.audio)
             self._post(self._begin, info)
             video_time.restart()
             audio_time.restart()
@@ -235,6 +240,16 @@ class Upstream:
                         packet = repack(packet, with_parameter_sets(bytes(packet), extradata))
                     packet.pts = video_time.place(pts, packet.time_base, now)
                     self._post(self._fan_video, packet, keyframe)
+                elif packet.stream_index == audio and transcode is not None:
+                    for part in transcode.feed(packet):
+                        assert part.pts is not None and part.time_base is not None
+                        part.pts = audio_time.place(part.pts, part.time_base, now)
+                        self._post(self._fan_audio, part)
+                    if transcode.failed is not None and not warned:
+                        warned = True
+                        log.warning(
+                            "live %s: audio does not decode: %s", self.camera, transcode.failed
+                        )
                 elif packet.stream_index == audio:
                     packet.pts = audio_time.place(pts, packet.time_base, now)
                     for part in audio_parts(packet, info):

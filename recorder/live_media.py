@@ -1,6 +1,8 @@
-"""The camera's packets as WebRTC takes them, without decoding: what passes (H.264, G.711,
-Opus), keyframes that carry their parameter sets, G.711 in 20 ms pieces, and timestamps that
-survive reconnects. Pure functions and one small class, shared by the relay and its tests."""
+"""The camera's packets as WebRTC takes them: what passes without decoding (H.264, G.711,
+Opus), keyframes that carry their parameter sets, G.711 in 20 ms pieces, timestamps that
+survive reconnects, and the one transcoding done — audio a browser cannot take (AAC, the
+default of many cameras and intercom panels) decoded once per camera and sent as G.711 µ-law.
+Pure functions and small classes, shared by the relay and its tests."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from fractions import Fraction
 from typing import TypeAlias
 
 import av
+from av.audio.stream import AudioStream
 from av.stream import Stream
 
 from recorder.source import Session
@@ -22,6 +25,8 @@ AUDIO_PASS = {
     "pcm_mulaw": ("audio/PCMU", 8000),
     "opus": ("audio/opus", 48000),
 }
+TRANSCODED = ("audio/PCMU", 8000)
+"""What other audio becomes: every browser takes G.711 µ-law, and an intercom's voice is 8 kHz."""
 PCM_CHUNK = 160
 """G.711 is cut into 20 ms packets (cameras send up to 128 ms); it is one byte per sample."""
 START_CODE = b"\x00\x00\x01"
@@ -39,7 +44,9 @@ class StreamInfo:
     height: int
     audio_codec: str | None
     audio_mime: str | None
-    """The WebRTC codec the audio passes as; ``None`` when there is none or it cannot pass."""
+    """The WebRTC codec the audio goes out as; ``None`` when there is no audio."""
+    audio_transcoded: bool = False
+    """The audio cannot pass as it is and is transcoded to :data:`TRANSCODED` (once per camera)."""
 
     @property
     def relayable(self) -> bool:
@@ -50,10 +57,11 @@ def describe(session: Session) -> StreamInfo:
     """The stream info of a freshly opened RTSP session."""
     video = session.video.codec_context
     audio = session.audio.codec_context if session.audio is not None else None
-    mime = None
-    if audio is not None and audio.name in AUDIO_PASS:
-        codec, rate = AUDIO_PASS[audio.name]
-        mime = codec if audio.sample_rate == rate else None
+    mime, transcoded = None, False
+    if audio is not None:
+        codec, rate = AUDIO_PASS.get(audio.name, TRANSCODED)
+        transcoded = audio.name not in AUDIO_PASS or audio.sample_rate != rate
+        mime = TRANSCODED[0] if transcoded else codec
     return StreamInfo(
         video_codec=video.name,
         profile=video.profile,
@@ -61,6 +69,7 @@ def describe(session: Session) -> StreamInfo:
         height=video.height,
         audio_codec=audio.name if audio is not None else None,
         audio_mime=mime,
+        audio_transcoded=transcoded,
     )
 
 
@@ -128,3 +137,46 @@ def audio_parts(packet: Packet, info: StreamInfo) -> list[Packet]:
         part.pts, part.time_base = packet.pts + at, packet.time_base
         parts.append(part)
     return parts
+
+
+class ToPcmu:
+    """One RTSP session's audio decoded and re-encoded as G.711 µ-law, 8 kHz mono, in 20 ms
+    packets (time base 1/8000). A packet that does not decode is skipped (logged once)."""
+
+    def __init__(self, stream: AudioStream) -> None:
+        self._decoder = stream.codec_context
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=TRANSCODED[1])
+        encoder = av.CodecContext.create("pcm_mulaw", "w")
+        assert isinstance(encoder, av.AudioCodecContext)
+        encoder.format, encoder.layout, encoder.sample_rate = "s16", "mono", TRANSCODED[1]
+        self._encoder = encoder
+        self._time_base = Fraction(1, TRANSCODED[1])
+        self._pending = b""
+        self._next: int | None = None
+        self.failed: str | None = None
+        """The first decoding error, for the caller to log."""
+
+    def feed(self, packet: Packet) -> list[Packet]:
+        try:
+            frames = self._decoder.decode(packet)
+        except av.FFmpegError as exc:
+            if self.failed is None:
+                self.failed = str(exc)
+            return []
+        for frame in frames:
+            if self._next is None:
+                start = frame.pts if frame.pts is not None else packet.pts or 0
+                tb = frame.time_base or packet.time_base or Fraction(1, frame.sample_rate)
+                self._next = round(start * tb * TRANSCODED[1])
+            for resampled in self._resampler.resample(frame):
+                resampled.pts = None
+                for encoded in self._encoder.encode(resampled):
+                    self._pending += bytes(encoded)
+        parts = []
+        while len(self._pending) >= PCM_CHUNK and self._next is not None:
+            part = av.Packet(self._pending[:PCM_CHUNK])
+            part.pts, part.time_base = self._next, self._time_base
+            self._pending = self._pending[PCM_CHUNK:]
+            self._next += PCM_CHUNK
+            parts.append(part)
+        return parts

@@ -38,6 +38,11 @@ TONE = (
     f"audiotestsrc is-live=true wave=sine freq={VISITOR_HZ:.0f} volume=0.5 "
     f"! audio/x-raw,rate={RATE},channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
 )
+AAC_TONE = (
+    f"audiotestsrc is-live=true wave=sine freq={VISITOR_HZ:.0f} volume=0.5 "
+    "! audio/x-raw,rate=16000,channels=1 ! avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+)
+"""Many panels send AAC by default: the gateway transcodes it to G.711 µ-law for the browser."""
 
 
 @pytest.fixture
@@ -60,10 +65,12 @@ class Panel:
 
 
 @pytest.fixture
-def panel(tmp_path: Path) -> Iterator[Panel]:
+def panel(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Panel]:
+    """The simulated panel; its audio launch line can be given as the fixture's param."""
+    audio = getattr(request, "param", TONE)
     heard = tmp_path / "backchannel.ulaw"
     server = RtspServer(
-        free_port(), {"/panel": f"( {VIDEO} {TONE} )"}, {"/panel": backchannel_to_file(heard)}
+        free_port(), {"/panel": f"( {VIDEO} {audio} )"}, {"/panel": backchannel_to_file(heard)}
     )
     with server:
         yield Panel(server, heard)
@@ -253,6 +260,7 @@ def run(body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("panel", [TONE, AAC_TONE], ids=["pcmu", "aac"], indirect=True)
 def test_the_member_hears_the_visitor_and_the_panel_hears_the_member(
     site: Site, panel: Panel
 ) -> None:

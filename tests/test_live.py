@@ -167,25 +167,32 @@ def test_viewers_share_one_upstream_closed_when_idle(live: Live, camera: RtspSer
     run(body)
 
 
-def test_audio_passes_when_webrtc_can_carry_it(live: Live, camera: RtspServer) -> None:
+def test_audio_passes_when_webrtc_can_carry_it_and_is_transcoded_when_not(
+    live: Live, camera: RtspServer
+) -> None:
     live.gw.create_contract("1001")
     pcma = live.camera("1001", "intercom", camera.url("/pcma"))
     aac = live.camera("1001", "yard", camera.url("/aac"))
     token = live.token("1001")
 
     async def body(http: httpx.AsyncClient) -> None:
-        with_audio, video_only = live.viewer(pcma, token), live.viewer(aac, token)
-        await asyncio.gather(with_audio.start(http), video_only.start(http))
-        audio = with_audio.answer.split("m=")[2]
-        assert "PCMA/8000" in audio and "a=sendonly" in audio
-        await with_audio.wait_frames(25, kind="audio")
-        samples = with_audio.last["audio"].samples
+        passed, transcoded = live.viewer(pcma, token), live.viewer(aac, token)
+        await asyncio.gather(passed.start(http), transcoded.start(http))
+        audio = passed.answer.split("m=")[2]
+        assert "PCMA/8000" in audio and "a=sendonly" in audio  # G.711 A-law as the camera sends
+        await passed.wait_frames(25, kind="audio")
+        samples = passed.last["audio"].samples
         assert samples == 160  # G.711 cut into 20 ms packets
-        await with_audio.wait_frames(5)
-        assert "a=inactive" in video_only.answer.split("m=")[2]  # AAC cannot pass: video only
-        await video_only.wait_frames(5)
-        assert video_only.frames["audio"] == 0
-        for viewer in (with_audio, video_only):
+        await passed.wait_frames(5)
+        # AAC cannot reach a browser: decoded once and sent as G.711 µ-law, 20 ms a packet.
+        audio = transcoded.answer.split("m=")[2]
+        assert "PCMU/8000" in audio and "a=sendonly" in audio
+        await transcoded.wait_frames(25, kind="audio")
+        frame = transcoded.last["audio"]
+        assert (frame.samples, frame.sample_rate) == (160, 8000)
+        assert abs(frame.to_ndarray().astype(int)).max() > 1000  # a tone, not silence
+        await transcoded.wait_frames(5)
+        for viewer in (passed, transcoded):
             await viewer.close()
 
     run(body)
