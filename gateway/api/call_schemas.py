@@ -52,7 +52,7 @@ class CallAnswer(Request):
     member: Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,64}$")] | None = Field(
         default=None,
         description="who answers (the app's name for this member or phone); "
-        "the contract number if omitted",
+        "the login if omitted (the contract number for the owner)",
     )
 
 

@@ -31,7 +31,9 @@ class CommandOut(BaseModel):
     home: str
     device: str
     device_kind: str
-    caller: str = Field(description="who asked (the login's contract number)")
+    caller: str = Field(
+        description="who asked: the login (the contract number for the owner, a member's own)"
+    )
     action: str
     status: CommandStatus = Field(
         description="sent (no answer yet), acknowledged (opened), refused, failed, expired"

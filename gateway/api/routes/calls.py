@@ -123,7 +123,7 @@ def answer(
 ) -> CallOut:
     """Take a ringing call. The first member to answer gets it; the others'
     streams say «отвечено» and stop ringing, and their answer is a 409."""
-    member = body.member if body is not None and body.member else principal.contract_number
+    member = body.member if body is not None and body.member else principal.who
     timeout = timedelta(seconds=ctx.settings.call_ring_timeout_s)
     return _act(ctx, principal, call_id, lambda s, c: calls.answer(s, c, member, timeout, utcnow()))
 
@@ -166,7 +166,7 @@ def _open(ctx: AppContext, principal: Principal, call_id: int) -> tuple[Outgoing
         out, changes = open_for_call(
             session,
             call,
-            principal.contract_number,
+            principal.who,
             ttl,
             timeout,
             root=ctx.settings.mqtt_topic_root,

@@ -98,7 +98,7 @@ def _create(
         out, changes = records.create(
             session,
             device,
-            principal.contract_number,
+            principal.who,
             ttl,
             root=ctx.settings.mqtt_topic_root,
             now=utcnow(),
