@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Gateway
-from tests.test_calls import calls_of, entrance
+from tests.test_calls import calls_of, entrance, streams
 from tests.test_calls_door import ringing
 from tests.test_commands import controller
 from tests.test_ingest import wait_until
@@ -37,7 +37,15 @@ def test_calls_and_commands_are_the_called_homes_history_only(gateway_factory: A
     flat12, flat14, operator = gw.login("4312"), gw.login("4314"), gw.login("9000")
     home12 = site["homes"]["4312"]
 
-    answered = ringing(gw, flat12, sim.dial("12"))
+    with streams(gw, [flat12]) as (ws,):
+        sim.dial("12")
+        message = ws.receive_json()
+        while message["type"] != "event":  # the ring comes too, as a call message
+            message = ws.receive_json()
+        # The history line is on the live stream too, with its resume cursor.
+        assert message["event"]["event"] == "call" and message["event"]["body"]["change"] == "rang"
+        assert message["cursor"].split(".")[0] == str(message["event"]["id"])
+    answered = message["event"]["body"]["call"]
     r = gw.http.post(f"/api/v1/calls/{answered}/answer", json={"member": "Анна"}, headers=flat12)
     assert r.status_code == 200, r.text
     opened = gw.http.post(f"/api/v1/calls/{answered}/open", headers=flat12).json()
