@@ -90,3 +90,29 @@ def test_a_gate_that_did_not_open_is_told_by_the_chosen_channels(
     # The opened gate was told to nobody, and the other contract heard nothing.
     assert told.http.get("/api/v1/alerts", headers=b).json()["items"] == []
     assert mail[0].messages.empty()
+
+
+def test_a_gate_told_expired_that_then_says_it_opened_is_told_again(
+    told: Gateway, mail: tuple[MailSink, int]
+) -> None:
+    """The controller acted in time but its answer came after the sweep had
+    called the command expired: the home, told it did not open, is told it did."""
+    a = told.login("5101")
+    prefs = {"email": OWNER_EMAIL, "channels": {"gate": ["app", "email"]}}
+    assert told.http.put("/api/v1/me/notifications", json=prefs, headers=a).status_code == 200
+    gate = told.create_device("5101", "gate", "slow-gate")
+    peer = device_connect(told.mqtt_port, gate)
+    peer.subscribe(gate["topics"]["set"])
+    sent = told.http.post(url(gate), json={"action": "open", "deadline_s": 1}, headers=a).json()
+    command = json.loads(peer.expect(gate["topics"]["set"]).payload)
+    wait_status(told, a, sent, "expired")
+    assert subject(mail[0]) == "Не открылось «slow-gate»: нет ответа вовремя — Novosibirsk"
+    answer = {"event": "command_result", "command_id": command["command_id"], "result": "opened"}
+    peer.publish(gate["topics"]["state"], answer)
+    wait_status(told, a, sent, "acknowledged")
+    peer.close()
+    assert subject(mail[0]) == (
+        "Открылось «slow-gate»: ответ пришёл после срока, ворота или дверь открыты — Novosibirsk"
+    )
+    kinds = [x["kind"] for x in told.http.get("/api/v1/alerts", headers=a).json()["items"]]
+    assert kinds == ["command_opened_late", "command_expired"]

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from devices.kinds import DeviceKind
 from devices.topics import DeviceTopics
-from gateway.commands.results import tell_unopened
+from gateway.commands.results import tell_opened_late, tell_unopened
 from gateway.db.command_models import Command, CommandStatus
 from gateway.db.models import Device, Event, Home
 from gateway.errors import NotFound
@@ -159,23 +159,26 @@ def settle_answers(
         unsettled = [CommandStatus.SENT]
         if status != CommandStatus.EXPIRED:
             unsettled.append(CommandStatus.EXPIRED)
-        stmt = update(Command).where(
-            Command.uid == str(body.get("command_id")),
-            Command.device_id == device_id,
-            Command.status.in_(unsettled),
+        mine = (Command.uid == str(body.get("command_id")), Command.device_id == device_id)
+        was = session.scalar(select(Command.status).where(*mine).with_for_update())
+        stmt = update(Command).where(*mine, Command.status.in_(unsettled))
+        settled = _settle(
+            session,
+            stmt,
+            status,
+            result=body["result"],
+            detail=body.get("detail"),
+            at=at,
+            transports=transports,
         )
-        detail = body.get("detail")
-        changes.merge(
-            _settle(
-                session,
-                stmt,
-                status,
-                result=body["result"],
-                detail=detail,
-                at=at,
-                transports=transports,
-            )
-        )
+        if (
+            settled.commands
+            and was == CommandStatus.EXPIRED
+            and status == CommandStatus.ACKNOWLEDGED
+        ):
+            command = session.get_one(Command, settled.commands[0][0])
+            tell_opened_late(session, command, settled, transports, at)
+        changes.merge(settled)
     return changes
 
 
