@@ -9,8 +9,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api import metrics, pages
+from gateway.api.audit_trail import AuditTrail
 from gateway.api.errors import domain_error
 from gateway.api.middleware import SecurityHeaders, WebSocketOrigin
+from gateway.api.revocation import OpenStreams, StreamGuard
 from gateway.api.routes import (
     admin_alerts,
     admin_buildings,
@@ -20,6 +22,7 @@ from gateway.api.routes import (
     admin_security,
     alerts,
     archive,
+    audit,
     auth,
     call_media,
     calls,
@@ -29,6 +32,7 @@ from gateway.api.routes import (
     health,
     live,
     me,
+    members,
     password,
     security,
 )
@@ -51,6 +55,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         max_body_size=ctx.settings.http_max_body_bytes,  # 413 before a larger body is read
     )
     app.state.ctx = ctx
+    app.state.streams = OpenStreams()
     api = APIRouter(prefix="/api/v1")
     for module in (
         health,
@@ -72,6 +77,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         admin_buildings,
         commands,
         password,
+        members,
+        audit,
     ):
         api.include_router(module.router)
     app.include_router(api)
@@ -80,6 +87,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     docs = [path for path in (app.docs_url, app.redoc_url) if path]
     app.add_middleware(SecurityHeaders, docs_paths=docs)
     app.add_middleware(WebSocketOrigin, allowed=ctx.settings.allowed_origins)
+    app.add_middleware(AuditTrail)
+    app.add_middleware(StreamGuard, streams=app.state.streams, secret_key=ctx.secrets.secret_key)
     app.add_exception_handler(MoydomError, domain_error)
     app.add_exception_handler(Exception, _unexpected)
     return app

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from devices.kinds import DeviceKind
+from gateway.api.revocation import OpenStreams
 from gateway.api.schemas import DeviceIdPath, HomeIdPath
 from gateway.context import AppContext
 from gateway.db.intercom_models import Call
@@ -406,3 +407,12 @@ def client_address(conn: HTTPConnection) -> str:
 
 
 AddressDep = Annotated[str, Depends(client_address)]
+
+
+def get_streams(conn: HTTPConnection) -> OpenStreams:
+    """This process's open subscriber WebSockets, to close when access ends."""
+    streams: OpenStreams = conn.app.state.streams
+    return streams
+
+
+StreamsDep = Annotated[OpenStreams, Depends(get_streams)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from gateway.api.deps import AdminDep, CtxDep
+from gateway.api.deps import AdminDep, CtxDep, StreamsDep
 from gateway.api.people_schemas import ContactsIn, PasswordSet
+from gateway.api.revocation import contract_key, owner_key
 from gateway.api.schemas import (
     ContractCreate,
     ContractOut,
@@ -57,17 +58,25 @@ def put_contacts(number: NumberPath, body: ContactsIn, ctx: CtxDep, _: AdminDep)
 
 
 @router.post("/{number}/password", status_code=status.HTTP_204_NO_CONTENT, responses=errors(422))
-def reset_password(number: NumberPath, body: PasswordSet, ctx: CtxDep, _: AdminDep) -> Response:
+def reset_password(
+    number: NumberPath, body: PasswordSet, ctx: CtxDep, _: AdminDep, streams: StreamsDep
+) -> Response:
     """The support desk sets the owner's password: every session of it ends
     (tokens refused, open streams closed)."""
     admin_set_password(ctx.db, number, body.password, now=utcnow())
+    streams.end(owner_key(ctx.provisioner.get_contract(number).id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{number}/suspend", response_model=ContractOut)
-def suspend_contract(number: NumberPath, ctx: CtxDep, _: AdminDep) -> ContractOut:
-    """Suspend: logins refused, tokens stop working, device connections dropped."""
-    return contract_out(ctx.provisioner.set_suspended(number, suspended=True))
+def suspend_contract(
+    number: NumberPath, ctx: CtxDep, _: AdminDep, streams: StreamsDep
+) -> ContractOut:
+    """Suspend: logins refused, tokens stop working, open streams closed,
+    device connections dropped."""
+    contract = ctx.provisioner.set_suspended(number, suspended=True)
+    streams.end(contract_key(contract.id))
+    return contract_out(contract)
 
 
 @router.post("/{number}/resume", response_model=ContractOut)

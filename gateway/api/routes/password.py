@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from gateway.api.deps import AddressDep, CtxDep, CurrentPrincipal
+from gateway.api.deps import AddressDep, CtxDep, CurrentPrincipal, StreamsDep
 from gateway.api.people_schemas import PasswordChange, ResetAccepted, ResetConfirm, ResetRequest
+from gateway.api.revocation import login_key
 from gateway.api.schemas import TokenOut, errors
 from gateway.context import AppContext
 from gateway.db.models import utcnow
@@ -26,7 +27,11 @@ def _token(ctx: AppContext, principal: Principal) -> TokenOut:
 
 @router.post("/me/password", response_model=TokenOut, responses=errors(401, 403))
 def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, ctx: CtxDep, address: AddressDep
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    ctx: CtxDep,
+    address: AddressDep,
+    streams: StreamsDep,
 ) -> TokenOut:
     """Change the caller's own password. Every other session of this login
     ends; the answer is a new token for this one. 403 on a wrong current
@@ -40,6 +45,7 @@ def change_password(
         address=address,
         now=utcnow(),
     )
+    streams.end(login_key(renewed))
     return _token(ctx, renewed)
 
 
@@ -64,7 +70,9 @@ def reset_request(body: ResetRequest, ctx: CtxDep, address: AddressDep) -> Reset
 
 
 @router.post("/auth/password-reset/confirm", response_model=TokenOut, responses=errors(401))
-def reset_confirm(body: ResetConfirm, ctx: CtxDep, address: AddressDep) -> TokenOut:
+def reset_confirm(
+    body: ResetConfirm, ctx: CtxDep, address: AddressDep, streams: StreamsDep
+) -> TokenOut:
     """Set a new password with the code; every session of the login ends, and
     the answer is a token for a new one. 401 on a wrong, used or expired code."""
     principal = access.confirm_reset(
@@ -76,4 +84,5 @@ def reset_confirm(body: ResetConfirm, ctx: CtxDep, address: AddressDep) -> Token
         address=address,
         now=utcnow(),
     )
+    streams.end(login_key(principal))
     return _token(ctx, principal)
