@@ -123,9 +123,12 @@ async def follow(
             if refusal is not None:
                 await sessions.terminate(session_id, f"call {call.call_id} {refusal}")
                 return
-            if state.state == CallState.ANSWERED and talk.channel is None and not talk.refused:
+            if state.state == CallState.ANSWERED and talk.channel is None:
                 await _talk(talk, call, state.answered_at)
             state = await _next_state(db, call.call_id, sub, recheck_s)
+    except Exception:  # fail closed: a session that cannot follow its call ends
+        log.exception("call %s: following the call failed", call.call_id)
+        await sessions.terminate(session_id, "following the call failed")
     finally:
         if hub is not None and sub is not None:
             hub.unsubscribe(sub)
@@ -137,8 +140,9 @@ async def _talk(talk: Talk, call: CallPanel, answered_at: datetime | None) -> No
         talk.on_first = lambda: FIRST_AUDIO.observe(max(time.time() - answered, 0.0))
     try:
         await talk.start()
-    except BackChannelError as exc:  # the subscriber still sees and hears the visitor
-        log.warning("call %s: cannot talk to panel %s: %s", call.call_id, call.panel, exc)
+    except BackChannelError as exc:  # still seen and heard; tried again at the next change or check
+        if talk.refused is None:
+            log.warning("call %s: cannot talk to panel %s: %s", call.call_id, call.panel, exc)
         talk.refused = str(exc)
     else:
         log.info("call %s: the member's microphone goes to panel %s", call.call_id, call.panel)

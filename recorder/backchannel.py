@@ -3,11 +3,14 @@ back-channel (ONVIF Streaming Specification, "Back channel connection").
 
 PyAV's RTSP demuxer only receives, so this is a small RTSP client of its own, for the one thing
 it needs: ``DESCRIBE`` with ``Require: www.onvif.org/ver20/backchannel``, find the media the
-panel marks ``a=sendonly`` (it receives there), ``SETUP`` that stream alone with RTP interleaved
-over the RTSP TCP connection (no UDP ports to open or firewall), ``PLAY``, then G.711 in RTP, one
-packet per 20 ms. Digest and Basic authentication, keep-alives at half the session timeout,
-``TEARDOWN`` at the end. The panel's picture and sound are read by the live relay on its own
-connection (IP cameras and panels allow several clients).
+panel marks ``a=sendonly`` (it receives there), ``SETUP`` every stream of the description with RTP
+interleaved over the RTSP TCP connection (no UDP ports to open or firewall), ``PLAY``, then G.711
+in RTP, one packet per 20 ms. What the panel sends on the other streams is read and dropped: a
+session of the back-channel alone is what ONVIF allows, but a panel may not cope with streams
+left unconnected — GStreamer's ONVIF server errors out their sources and then, now and then (one
+session in about fifteen under load, measured), never passes what it receives. Digest and Basic
+authentication, keep-alives at half the session timeout, ``TEARDOWN`` at the end. The live relay
+reads the panel's picture and sound on its own connection, as for any camera.
 
 :class:`Talk` is the media side of one subscriber's microphone: it consumes the WebRTC track
 from the moment the session exists (frames not consumed would pile up in aiortc), and forwards
@@ -92,6 +95,16 @@ def find_backchannel(sdp: str, base: str) -> Target:
 
 
 _STATIC = {0: ("PCMU", RATE), 8: ("PCMA", RATE)}
+
+
+def stream_controls(sdp: str, base: str) -> list[str]:
+    """The control URL of every media section, in order."""
+    controls = []
+    for section in re.split(r"\r?\n(?=m=)", sdp)[1:]:
+        lines = section.splitlines()
+        control = next((line[10:].strip() for line in lines if line.startswith("a=control:")), "")
+        controls.append(_absolute(control, base))
+    return controls
 
 
 def _absolute(control: str, base: str) -> str:
@@ -204,15 +217,17 @@ class BackChannel:
         described = await self._request("DESCRIBE", self.url, {"Accept": "application/sdp"})
         base = described.headers.get("content-base", self.url)
         self.target = find_backchannel(described.body, base)
-        setup = await self._request(
-            "SETUP", self.target.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
-        )
-        session = setup.headers.get("session", "")
-        self._session = session.split(";")[0].strip()
-        if not self._session:
-            raise BackChannelError(f"{self.host}: SETUP answered without a session")
-        match = re.search(r"interleaved=(\d+)", setup.headers.get("transport", ""))
-        self._channel = int(match[1]) if match else 0
+        session = ""
+        for index, control in enumerate(stream_controls(described.body, base)):
+            transport = f"RTP/AVP/TCP;unicast;interleaved={2 * index}-{2 * index + 1}"
+            setup = await self._request("SETUP", control, {"Transport": transport})
+            session = session or setup.headers.get("session", "")
+            self._session = session.split(";")[0].strip()
+            if not self._session:
+                raise BackChannelError(f"{self.host}: SETUP answered without a session")
+            if control == self.target.control:
+                match = re.search(r"interleaved=(\d+)", setup.headers.get("transport", ""))
+                self._channel = int(match[1]) if match else 2 * index
         timeout = re.search(r"timeout=(\d+)", session)
         await self._request("PLAY", base if base.startswith("rtsp://") else self.url, {})
         keep = max(int(timeout[1]) if timeout else 60, 2) / 2
@@ -337,12 +352,12 @@ class Talk:
         self.url, self.timeout_s = url, timeout_s
         self.channel: BackChannel | None = None
         self.refused: str | None = None
-        """Why the panel refused the back-channel, once it did (the caller stops asking)."""
+        """Why the panel last refused the back-channel, if it did (for the caller's log)."""
         self.on_first: Callable[[], None] | None = None
         """Called once, when the first packet goes to the panel: time to first audio."""
         self._track: MediaStreamTrack | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._opening: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._encoder: av.AudioCodecContext | None = None
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         self._pending = b""
@@ -385,12 +400,22 @@ class Talk:
                     continue  # not (yet) allowed to talk: dropped here, never queued
                 if self.channel.closed.is_set():
                     log.warning("back-channel to %s closed by the panel", self.channel.host)
-                    self.channel = None
+                    self._drop()
                     continue
                 if isinstance(frame, av.AudioFrame):
-                    self._forward(frame)
+                    try:
+                        self._forward(frame)
+                    except (BackChannelError, av.FFmpegError) as exc:
+                        log.warning("back-channel to %s: %s", self.channel.host, exc)
+                        self._drop()
         except MediaStreamError:
             return
+
+    def _drop(self) -> None:
+        """Forget a back-channel that failed (the caller may :meth:`start` a new one)."""
+        if self.channel is not None:
+            self._closing = asyncio.create_task(self.channel.close())
+            self.channel = None
 
     def _forward(self, frame: av.AudioFrame) -> None:
         assert self.channel is not None and self._encoder is not None

@@ -397,3 +397,33 @@ def test_only_the_called_home_gets_the_call_media_and_only_the_answerer_talks(
             await phone.close()
 
     run(body)
+
+
+def test_a_panel_that_drops_the_back_channel_hears_the_member_again(
+    site: Site, panel: Panel
+) -> None:
+    call = site.ring("c3")
+    phone = Phone(site.url, call, site.token("4312"), "Анна", microphone=Tone(MEMBER_HZ))
+
+    async def body(http: httpx.AsyncClient) -> None:
+        assert (await phone.offer(http)).status_code == 201
+        await until(lambda: phone.audio_seconds() > 0.5, 15, "the visitor's audio")
+        r = await asyncio.to_thread(
+            site.gw.http.post,
+            f"/api/v1/calls/{call}/answer",
+            json={"member": "Анна"},
+            headers=phone.headers,
+        )
+        assert r.status_code == 200, r.text
+        await until(lambda: len(panel.heard_bytes()) >= RATE // 2, 10, "the member at the panel")
+        # The panel restarts: its connections drop, and its new pipeline truncates the file.
+        await asyncio.to_thread(panel.server.stop)
+        panel.heard.unlink()
+        await asyncio.to_thread(panel.server.start)
+        await until(lambda: len(panel.heard_bytes()) >= RATE, 10, "the member heard again")
+        at_panel = dominant_hz(ulaw_decode(panel.heard_bytes()), RATE)
+        assert abs(at_panel - MEMBER_HZ) < 10, at_panel
+        assert site.sessions == 1  # the call's session lived through it
+        await phone.close()
+
+    run(body)
