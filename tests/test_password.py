@@ -337,3 +337,38 @@ def test_support_desk_resets_the_owners_password(gateway: Gateway) -> None:
     )
     assert r.status_code == 404
     assert _audit(gateway) == [("admin", "admin", "password_reset_by_support")]
+
+
+def test_a_members_code_goes_to_their_own_login(
+    gateway_factory: Any, mail: tuple[MailSink, int], provider: Provider
+) -> None:
+    gw = _reset_gateway(gateway_factory, mail, provider)
+    gw.create_contract("7012")
+    gw.http.put(
+        f"{API}/admin/contracts/7012/contacts",
+        json={"phone": PHONE, "email": EMAIL},
+        headers=gw.admin,
+    )
+    owner = gw.login("7012")
+    r = gw.http.post(
+        f"{API}/members",
+        json={"login": "son@example.org", "password": "son password 1"},
+        headers=owner,
+    )
+    assert r.status_code == 201
+    son = gw.login("son@example.org", "son password 1")
+    assert (
+        gw.http.post(f"{API}/auth/password-reset", json={"login": "son@example.org"}).status_code
+        == 202
+    )
+    message = mail[0].expect()
+    assert message["To"] == "son@example.org"  # not the owner's e-mail or phone
+    body = message.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    confirm = {"login": "son@example.org", "code": _code_of(body.decode()), "new_password": NEW}
+    r = gw.http.post(f"{API}/auth/password-reset/confirm", json=confirm)
+    assert r.status_code == 200
+    assert gw.http.get(f"{API}/me", headers=son).status_code == 401
+    assert gw.http.get(f"{API}/me", headers=owner).status_code == 200  # the owner's untouched
+    gw.login("son@example.org", NEW)
+    assert provider.requests.empty()
