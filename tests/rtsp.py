@@ -98,11 +98,17 @@ class RtspServer:
     """The server as a child process; ``stop``/``start`` again on the same port."""
 
     def __init__(
-        self, port: int, mounts: dict[str, str], backchannels: dict[str, str] | None = None
+        self,
+        port: int,
+        mounts: dict[str, str],
+        backchannels: dict[str, str] | None = None,
+        digest: tuple[str, str] | None = None,
     ) -> None:
         self.port = port
         self.mounts = mounts
         self.backchannels = backchannels or {}
+        self.digest = digest
+        """A user and password every client must give (Digest authentication), if set."""
         self.process: subprocess.Popen[str] | None = None
 
     def url(self, path: str) -> str:
@@ -114,6 +120,8 @@ class RtspServer:
             args += ["--mount", f"{path}={launch}"]
         for path, launch in self.backchannels.items():
             args += ["--backchannel", f"{path}={launch}"]
+        if self.digest is not None:
+            args += ["--digest", ":".join(self.digest)]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mount", action="append", default=[], metavar="PATH=LAUNCH")
     parser.add_argument("--backchannel", action="append", default=[], metavar="PATH=LAUNCH")
+    parser.add_argument("--digest", metavar="USER:PASSWORD")
     args = parser.parse_args(argv)
     backchannels = dict(mount.split("=", 1) for mount in args.backchannel)
 
@@ -164,6 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     server = GstRtspServer.RTSPOnvifServer() if backchannels else GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
+    if args.digest:
+        gi.require_version("GstRtsp", "1.0")
+        from gi.repository import GstRtsp  # noqa: PLC0415
+
+        user, password = args.digest.split(":", 1)
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "user")
+        auth.add_digest(user, password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        server.set_auth(auth)
+    role = "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
     for mount in args.mount:
         path, launch = mount.split("=", 1)
         if path in backchannels:
@@ -176,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(launch)
             factory.set_shared(True)
+        if args.digest:
+            factory.add_role_from_structure(Gst.Structure.from_string(role)[0])
         server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)

@@ -22,6 +22,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from av import AudioFrame
 from prometheus_client import REGISTRY
 
+from recorder.backchannel import BackChannel, BackChannelError
 from recorder.live_rtc import restrict_host_addresses
 from tests.conftest import Gateway
 from tests.netns import serve
@@ -427,3 +428,34 @@ def test_a_panel_that_drops_the_back_channel_hears_the_member_again(
         await phone.close()
 
     run(body)
+
+
+def test_the_back_channel_authenticates_with_digest(tmp_path: Path) -> None:
+    """Panels ask for credentials: the URL's user and password answer a Digest challenge."""
+    heard = tmp_path / "heard.ulaw"
+    server = RtspServer(
+        free_port(),
+        {"/panel": f"( {VIDEO} {TONE} )"},
+        {"/panel": backchannel_to_file(heard)},
+        digest=("admin", "s3cr:et"),
+    )
+    silence = bytes([0xFF]) * 160  # µ-law zero
+
+    async def body() -> None:
+        for url in (server.url("/panel"), server.url("/panel").replace("//", "//admin:no@")):
+            with pytest.raises(BackChannelError, match="401"):
+                await BackChannel(url, 5).open()
+        channel = BackChannel(server.url("/panel").replace("//", "//admin:s3cr%3Aet@"), 5)
+        await channel.open()
+        assert channel.target is not None and channel.target.codec == "PCMU"
+        try:
+            deadline = time.monotonic() + 10
+            while len(heard.read_bytes() if heard.exists() else b"") < 1600:
+                assert time.monotonic() < deadline, "nothing reached the panel"
+                channel.send(silence)
+                await asyncio.sleep(0.02)
+        finally:
+            await channel.close()
+
+    with server:
+        asyncio.run(body())
