@@ -128,3 +128,29 @@ def test_a_call_ringing_past_its_timeout_opens_nothing(gateway_factory: Any) -> 
     r = gw.http.get(f"/api/v1/homes/{site['homes']['4312']}/commands", headers=flat12)
     assert r.json()["items"] == []
     assert sim.commands_seen == []
+
+
+def test_a_member_opens_the_door_if_allowed_the_intercom_and_is_named(gateway: Gateway) -> None:
+    """Members (issue 15): one allowed the home's intercom opens the door during
+    the call and is the command's caller, by their own login; one allowed only
+    the cameras is refused (403) and nothing is recorded for them."""
+    site = entrance(gateway)
+    sim = controller(gateway, site["panel"])
+    owner, home12 = gateway.login("4312"), site["homes"]["4312"]
+    for login, allowed in (("anna@example.org", "intercom"), ("boris@example.org", "cameras")):
+        body = {"login": login, "password": "correct horse 2", "permissions": {home12: [allowed]}}
+        r = gateway.http.post("/api/v1/members", json=body, headers=owner)
+        assert r.status_code == 201, r.text
+    anna = gateway.login("anna@example.org", "correct horse 2")
+    boris = gateway.login("boris@example.org", "correct horse 2")
+    call = ringing(gateway, owner, sim.dial("12"))
+    r = gateway.http.post(f"/api/v1/calls/{call}/open", headers=boris)
+    assert r.status_code == 403 and "detail" in r.json()
+    r = gateway.http.post(f"/api/v1/calls/{call}/answer", headers=anna)
+    assert r.status_code == 200 and r.json()["answered_by"] == "anna@example.org", r.text
+    r = gateway.http.post(f"/api/v1/calls/{call}/open", headers=anna)
+    assert r.status_code == 201 and r.json()["status"] == "acknowledged", r.text
+    assert r.json()["caller"] == "anna@example.org"
+    listed = gateway.http.get(f"/api/v1/homes/{home12}/commands", headers=owner).json()["items"]
+    assert [(c["caller"], c["status"]) for c in listed] == [("anna@example.org", "acknowledged")]
+    assert sim.actions == [r.json()["id"]]
