@@ -211,7 +211,7 @@ def test_redelivery_of_a_committed_message_is_not_stored_twice(
 ) -> None:
     """The crash this guards against: committed, then gone before the PUBACK."""
     crashing = gateway.start_ingest("w1")
-    crashing._acknowledge = lambda items: None  # type: ignore[method-assign]
+    crashing._link.ack = lambda epoch, packet_ids: False  # type: ignore[method-assign]
     motion = device_connect(gateway.mqtt_port, home["motion"])
     for n in range(20):
         publish(motion, home["motion"]["topics"]["state"], {"occupancy": True, "seq": n})

@@ -5,7 +5,8 @@ prepared once, instead of SQL text with thousands of placeholders that
 psycopg re-parses per batch and the server plans anew. The parameters are
 built by C code, not per element in Python: the events are one JSON document
 (``json.dumps`` of the whole batch, unpacked by ``json_to_recordset``), the
-markers two array literals joined from digits and hex digests. psycopg's
+markers (gateway.ingest.markers) two array literals joined from digits and
+hex digests (:func:`pg_array`). psycopg's
 list adapters quote each element in Python, which cost about 18 µs of
 the worker's CPU per event. SQLite gets the portable forms, in chunks that
 stay under its variable limit.
@@ -17,12 +18,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, delete, func, insert, text, tuple_
+from sqlalchemy import Insert, func, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.db.models import DeviceHealth, Event, IngestMarker
-from gateway.db.upsert import is_postgres
+from gateway.db.models import DeviceHealth, Event
 
 CHUNK = 500
 
@@ -49,21 +49,9 @@ _PG_INSERT_EVENTS = text(
     "AS x(c integer, h integer, d integer, e varchar, b json, t timestamptz) "
     "RETURNING id, contract_id"
 )
-_PG_UPSERT_MARKERS = text(
-    "INSERT INTO ingest_markers (session, packet_id, digest, written_at) "
-    "SELECT :session, p, d, :at FROM unnest(CAST(:packet AS integer[]), "
-    "CAST(:digest AS varchar[])) AS m(p, d) "
-    "ON CONFLICT (session, packet_id) DO UPDATE "
-    "SET digest = excluded.digest, written_at = excluded.written_at"
-)
-_PG_DELETE_MARKERS = text(
-    "DELETE FROM ingest_markers AS m "
-    "USING unnest(CAST(:packet AS integer[]), CAST(:digest AS varchar[])) AS c(p, d) "
-    "WHERE m.session = :session AND m.packet_id = c.p AND m.digest = c.d"
-)
 
 
-def _array(values: Any) -> str:
+def pg_array(values: Any) -> str:
     """A PostgreSQL array literal of digits or hex digests: nothing to quote."""
     return "{" + ",".join(map(str, values)) + "}"
 
@@ -115,60 +103,6 @@ def insert_events(
     else:
         result = session.execute(insert(Event).returning(Event.id, Event.contract_id), param)
     return [(row[0], row[1]) for row in result]
-
-
-def upsert_markers(session: Session, session_name: str, markers: dict[int, str], at: Any) -> None:
-    """One marker per packet id (the dict already keeps the last digest)."""
-    if not markers:
-        return
-    if is_postgres(session):
-        session.execute(
-            _PG_UPSERT_MARKERS,
-            {
-                "session": session_name,
-                "at": at,
-                "packet": _array(markers),
-                "digest": _array(markers.values()),
-            },
-        )
-        return
-    stmt = sqlite.insert(IngestMarker)
-    rows = [
-        {"session": session_name, "packet_id": p, "digest": d, "written_at": at}
-        for p, d in markers.items()
-    ]
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["session", "packet_id"],
-            set_={"digest": stmt.excluded.digest, "written_at": stmt.excluded.written_at},
-        ),
-        rows,
-    )
-
-
-def delete_markers(session: Session, session_name: str, pairs: list[tuple[int, str]]) -> None:
-    """Delete markers whose acknowledgement the broker confirmed, by (packet id, digest)."""
-    if not pairs:
-        return
-    if is_postgres(session):
-        session.execute(
-            _PG_DELETE_MARKERS,
-            {
-                "session": session_name,
-                "packet": _array(p for p, _ in pairs),
-                "digest": _array(d for _, d in pairs),
-            },
-        )
-        return
-    for start in range(0, len(pairs), CHUNK):
-        session.execute(
-            delete(IngestMarker).where(
-                IngestMarker.session == session_name,
-                tuple_(IngestMarker.packet_id, IngestMarker.digest).in_(
-                    pairs[start : start + CHUNK]
-                ),
-            )
-        )
 
 
 _HEALTH_UPSERTS: dict[str, Insert] = {}

@@ -259,6 +259,8 @@ class IngestLink:
         self.on_disconnect = on_disconnect
         self._stop = threading.Event()
         self._wlock = threading.Lock()
+        """Held across each send (and only there)."""
+        self._id_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._epoch = 0
         self._keepalive = float(cfg.keepalive_s)
@@ -275,20 +277,27 @@ class IngestLink:
     def _send(self, epoch: int | None, data: bytes) -> bool:
         """Send on the current connection (only if it is ``epoch``'s, when given)."""
         with self._wlock:
-            sock = self._sock
-            if sock is None or (epoch is not None and epoch != self._epoch):
-                return False
-            try:
-                sock.sendall(data)
-            except OSError as exc:
-                log.warning("ingest: sending to the broker failed: %s", exc)
-                _shutdown(sock)  # the reader sees the end and reconnects
-                return False
-            self._last_sent = time.monotonic()
-            return True
+            return self._send_locked(epoch, data)
+
+    def _send_locked(self, epoch: int | None, data: bytes) -> bool:
+        """:meth:`_send` with ``_wlock`` held: one packet's bytes never interleave
+        with another's. The only lock held across a (possibly blocking) send."""
+        sock = self._sock
+        if sock is None or (epoch is not None and epoch != self._epoch):
+            return False
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            log.warning("ingest: sending to the broker failed: %s", exc)
+            _shutdown(sock)  # the reader sees the end and reconnects
+            return False
+        self._last_sent = time.monotonic()
+        return True
 
     def _packet_id(self) -> int:
-        with self._wlock:
+        # Its own lock, not the sending one: a caller that registers the id
+        # (under a lock of its own) must not wait for a blocked send.
+        with self._id_lock:
             self._next_id = self._next_id % 65535 + 1
             return self._next_id
 
@@ -326,9 +335,18 @@ class IngestLink:
 
     def ping_if_due(self) -> None:
         """PINGREQ if nothing was sent for the keep-alive interval (so that a
-        reader held back by the worker does not lose the connection)."""
-        due = time.monotonic() - self._last_sent >= self._keepalive
-        if due and self._send(None, b"\xc0\x00") and self._ping_sent is None:
+        reader held back by the worker does not lose the connection). Never
+        waits for another thread's send: the reader calls it, and a send
+        under way is traffic the broker sees anyway."""
+        if time.monotonic() - self._last_sent < self._keepalive:
+            return
+        if not self._wlock.acquire(blocking=False):
+            return
+        try:
+            sent = self._send_locked(None, b"\xc0\x00")
+        finally:
+            self._wlock.release()
+        if sent and self._ping_sent is None:
             self._ping_sent = time.monotonic()
 
     def stop(self) -> None:
@@ -437,9 +455,11 @@ class IngestLink:
             # IndexError, ValueError: a packet shorter than its fields say.
             reason = str(exc) or type(exc).__name__
         finally:
+            # Shut down first: a send blocked on this connection fails at once
+            # and lets go of the lock, instead of waiting out its timeout.
+            _shutdown(sock)
             with self._wlock:
                 self._sock = None
-            _shutdown(sock)
             sock.close()
         if not self._stop.is_set():
             self.on_disconnect(reason)
