@@ -168,7 +168,7 @@ class Phone:
         self.offer_sdp = self.pc.localDescription.sdp
         response = await http.post(
             self.endpoint,
-            params={"member": self.member},
+            params={"member": self.member} if self.member else {},
             content=self.offer_sdp,
             headers={**self.headers, "Content-Type": "application/sdp"},
         )
@@ -459,3 +459,50 @@ def test_the_back_channel_authenticates_with_digest(tmp_path: Path) -> None:
 
     with server:
         asyncio.run(body())
+
+
+def test_a_member_needs_the_intercom_permission_in_the_called_home(
+    site: Site, panel: Panel
+) -> None:
+    """Family members (issue 15) get the call's media with «intercom» in the called home, answer
+    under their own login, and talk; a member with cameras only is refused (403)."""
+    owner = site.gw.login("4312")
+    home = site.homes["4312"]
+    tokens = {}
+    for login, permissions in (
+        ("masha@example.org", ["intercom"]),
+        ("kolya@example.org", ["cameras"]),
+    ):
+        invite = {
+            "login": login,
+            "password": "member password 1",
+            "permissions": {home: permissions},
+        }
+        r = site.gw.http.post("/api/v1/members", json=invite, headers=owner)
+        assert r.status_code == 201, r.text
+        r = site.gw.http.post(
+            "/api/v1/auth/login", json={"contract": login, "password": "member password 1"}
+        )
+        assert r.status_code == 200, r.text
+        tokens[login] = r.json()["access_token"]
+    call = site.ring("c4")
+    # No member name given: the login is the name, for the media as for the answer.
+    masha = Phone(site.url, call, tokens["masha@example.org"], "", microphone=Tone(MEMBER_HZ))
+    kolya = Phone(site.url, call, tokens["kolya@example.org"], "")
+
+    async def body(http: httpx.AsyncClient) -> None:
+        refused = await kolya.offer(http)
+        assert refused.status_code == 403, refused.text
+        assert (await masha.offer(http)).status_code == 201
+        await until(lambda: masha.audio_seconds() > 0.5, 15, "the visitor's audio")
+        r = await asyncio.to_thread(
+            site.gw.http.post, f"/api/v1/calls/{call}/answer", headers=masha.headers
+        )
+        assert r.status_code == 200 and r.json()["answered_by"] == "masha@example.org", r.text
+        await until(lambda: len(panel.heard_bytes()) >= RATE, 10, "Masha at the panel")
+        assert abs(dominant_hz(ulaw_decode(panel.heard_bytes()), RATE) - MEMBER_HZ) < 10
+        assert site.sessions == 1
+        for phone in (masha, kolya):
+            await phone.close()
+
+    run(body)

@@ -12,7 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from gateway.api.deps import BearerDep, CtxDep, CurrentPrincipal, RowId, principal_from_token
+from gateway.api.deps import (
+    BearerDep,
+    CtxDep,
+    CurrentPrincipal,
+    RowId,
+    check_member,
+    subscriber_from_token,
+)
 from gateway.api.routes.live import (
     ANSWER,
     OFFER_BODY,
@@ -34,6 +41,7 @@ from gateway.errors import (
     NotFound,
     Unavailable,
 )
+from gateway.people.permissions import Permission
 from gateway.tokens import Principal
 from recorder.backchannel import Talk
 from recorder.live import CameraUnavailable, CodecNotRelayable
@@ -46,7 +54,7 @@ MemberQuery = Annotated[
     Query(
         pattern=r"^[^\x00-\x1f\x7f]{1,64}$",
         description="the member watching, named as they answer the call "
-        "(``member`` of the answer; the contract number if omitted)",
+        "(``member`` of the answer; the login if omitted, as for the answer)",
     ),
 ]
 
@@ -64,11 +72,14 @@ class CallMediaCaller:
 def check_call_caller(
     ctx: AppContext, token: str, call_id: int, member: str | None
 ) -> CallMediaCaller:
-    """401 for a bad token; 404 for another contract's call; 409 for a call that is over or
-    that another member answered. A short session of its own, reused by the re-check."""
+    """401 for a bad token; 403 for a member without the intercom permission in the call's
+    home; 404 for another contract's call; 409 for a call that is over or that another member
+    answered. A short session of its own, reused by the re-check (so a permission taken away
+    ends the session too)."""
     with ctx.db.session() as session:
-        principal = principal_from_token(ctx, session, token)
-        name = member or principal.contract_number
+        principal = subscriber_from_token(ctx, session, token)
+        check_member(session, principal, Permission.INTERCOM.value, {"call_id": str(call_id)})
+        name = member or principal.who
         call = media_of_call(session, principal.contract_id, call_id, name)
     return CallMediaCaller(principal, token, name, call)
 
