@@ -26,6 +26,9 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),
     ("POST", "/api/v1/dispatch/login"),
+    # A guest pass's link: its token is in the path (an unknown one is 404).
+    ("GET", "/api/v1/guest/{token}"),
+    ("POST", "/api/v1/guest/{token}/devices/{device_id}/open"),
 }
 FULL = set(PERMISSIONS)
 NEEDS: dict[tuple[str, str], set[str] | str] = {
@@ -68,6 +71,9 @@ NEEDS: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/homes/{home_id}/devices/{device_id}/commands"): {"gates"},  # a gate
     ("GET", "/homes/{home_id}/commands/{command_id}"): {"gates", "intercom"},
     ("GET", "/homes/{home_id}/commands"): {"gates", "intercom"},
+    ("GET", "/passes"): "owner",
+    ("POST", "/passes"): "owner",
+    ("DELETE", "/passes/{pass_id}"): "owner",
 }
 """(method, path under /api/v1) -> "any", "owner", or the permissions of which
 a member needs one (``FULL``: all of them, in every home)."""
@@ -97,7 +103,8 @@ def operations(gw: Gateway) -> list[tuple[str, str]]:
 
 
 def _fill(path: str, ids: dict[str, str]) -> str:
-    device = ids["gate"] if path.endswith("/commands") and "{device_id}" in path else ids["camera"]
+    opens = path.endswith(("/commands", "/open"))
+    device = ids["gate"] if opens and "{device_id}" in path else ids["camera"]
     return (
         path.replace("{home_id}", ids["home"])
         .replace("{device_id}", device)
@@ -110,6 +117,8 @@ def _fill(path: str, ids: dict[str, str]) -> str:
         .replace("{command_id}", "a" * 24)
         .replace("{building_id}", "999999")
         .replace("{login}", "nobody")
+        .replace("{pass_id}", "999999")
+        .replace("{token}", "x" * 43)
     )
 
 

@@ -33,6 +33,7 @@ from gateway.api.routes import (
     live,
     me,
     members,
+    passes,
     password,
     security,
 )
@@ -79,6 +80,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         password,
         members,
         audit,
+        passes,
     ):
         api.include_router(module.router)
     app.include_router(api)

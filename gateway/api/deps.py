@@ -184,10 +184,21 @@ MEMBER_RULES: Final[dict[str, str]] = {
     "commands.send_command": Rule.DEVICE,
     "commands.get_command": Rule.COMMANDS,
     "commands.list_commands": Rule.COMMANDS,
+    # Guest passes: only the owner creates, lists and revokes them (a member
+    # who may open the gates still may not hand them out to others).
+    "passes.create_pass": Rule.OWNER,
+    "passes.list_passes": Rule.OWNER,
+    "passes.revoke_pass": Rule.OWNER,
 }
 """Endpoint (``<module>.<function>`` of ``gateway.api.routes``) -> what a
 member needs: a :class:`Permission` in the home the path names, or a
 :class:`Rule`. Unlisted: :data:`FULL`."""
+
+GUEST_ROUTES: Final = frozenset({"passes.guest_view", "passes.guest_open"})
+"""Routes a guest pass's link reaches: authenticated by the pass's token in
+the path (``gateway.people.passes``), never by a bearer token, and answering
+an unknown, expired, used-up or revoked token with the same 404. A pass's
+token is no JWT, so every other route refuses it with 401."""
 
 
 def endpoint_key(conn: HTTPConnection) -> str | None:

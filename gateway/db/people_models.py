@@ -89,3 +89,38 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class GuestPass(Base):
+    """A guest pass: opens the gates and doors of :class:`GuestPassDevice`
+    between ``valid_from`` and ``valid_to``, at most ``max_uses`` times, until
+    revoked. Only the SHA-256 of its token is kept (``gateway.people.passes``)."""
+
+    __tablename__ = "guest_passes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_to: Mapped[datetime] = mapped_column(UTCDateTime())
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class GuestPassDevice(Base):
+    """One gate or door a pass opens."""
+
+    __tablename__ = "guest_pass_devices"
+
+    pass_id: Mapped[int] = mapped_column(
+        ForeignKey("guest_passes.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
