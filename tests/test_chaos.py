@@ -90,6 +90,31 @@ class Ingest(MoydomProcess):
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         super().__init__(env, cwd, ["ingest"], "ingest")
+        self.metrics_port = 0
+        self._connects_before = 0
+
+    def start(self) -> None:
+        # A port chosen just before each start: one chosen once and reused by
+        # a dozen restarts can meanwhile be taken by any process's connection.
+        self.metrics_port = free_port()
+        self.env["MOYDOM_METRICS_PORT"] = str(self.metrics_port)
+        self._connects_before = self._connects()
+        super().start()
+
+    def _connects(self) -> int:
+        if not self.log.exists():
+            return 0
+        return self.log.read_text().count(" connected (session present")
+
+    def wait_connected(self, timeout: float = 90.0) -> None:
+        """Until the process started last has its MQTT session: a loaded
+        machine can take seconds just to import it, which must not pass for
+        a caught-up ingest that stores nothing more."""
+        deadline = time.monotonic() + timeout
+        while self._connects() <= self._connects_before:
+            assert self.proc is not None and self.proc.poll() is None, "ingest exited"
+            assert time.monotonic() < deadline, "ingest never connected"
+            time.sleep(0.1)
 
     def redeliveries_recognised(self) -> int:
         lines = self.log.read_text().splitlines()
@@ -137,9 +162,7 @@ class Rig:
             mqtt_admin_password=ADMIN_PASSWORD,
             auto_migrate="false",
             ingest_worker="chaos",
-            metrics_port=str(metrics_port := free_port()),
         )
-        self.metrics_port = metrics_port
         self.ingest = Ingest(env, tmp_path)
         stack.callback(self.ingest.stop)
         self.publisher = Publisher(port, device)
@@ -208,6 +231,7 @@ class Rig:
         """What ingest stored once it caught up with ``owed`` messages (or
         stopped storing for 8 s: some may be lost), and a second more
         (anything beyond the count would be a copy)."""
+        self.ingest.wait_connected()
         deadline = time.monotonic() + 120
         count, still_since = -1, time.monotonic()
         while (now := time.monotonic()) < deadline and count < owed:
@@ -263,7 +287,7 @@ def test_no_accepted_event_is_lost_or_doubled(db_url: str, tmp_path: Path) -> No
         with rig.db.session() as s:
             rejected = list(s.scalars(select(RejectedMessage.reason)))
         # An ingest-only process exports its own metrics.
-        metrics = httpx.get(f"http://127.0.0.1:{rig.metrics_port}/metrics", timeout=5).text
+        metrics = httpx.get(f"http://127.0.0.1:{ingest.metrics_port}/metrics", timeout=5).text
         assert 'moydom_ingest_messages_total{result="stored"}' in metrics
     recognised = ingest.redeliveries_recognised()
     doubled, lost = _doubled_and_lost(seqs, acked)
