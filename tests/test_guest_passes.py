@@ -219,6 +219,17 @@ def test_members_cannot_hand_out_passes(gateway: Gateway, site: dict[str, Any]) 
     assert gateway.http.get(f"{API}/guest/{p['token']}").status_code == 200
 
 
+def test_a_suspended_contracts_pass_opens_nothing(gateway: Gateway, site: dict[str, Any]) -> None:
+    p = make_pass(gateway, site["a"], [site["gate"]["id"]])
+    assert gateway.http.get(f"{API}/guest/{p['token']}").status_code == 200
+    r = gateway.http.post(f"{API}/admin/contracts/7101/suspend", headers=gateway.admin)
+    assert r.status_code == 200, r.text
+    assert gateway.http.get(f"{API}/guest/{p['token']}").status_code == 404
+    assert gateway.http.post(open_url(p["token"], site["gate"])).status_code == 404
+    with gateway.ctx.db.session() as s:
+        assert s.scalars(select(GuestPass.uses)).one() == 0
+
+
 def test_concurrent_uses_never_exceed_the_limit(gateway: Gateway, site: dict[str, Any]) -> None:
     p = make_pass(gateway, site["a"], [site["gate"]["id"]], uses=3)
     wins: list[str] = []

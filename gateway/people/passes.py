@@ -7,7 +7,8 @@ is stored — the token is random, so a fast hash is enough to make a stolen
 table useless. A use is counted by one conditional UPDATE that matches only a
 pass still valid, unrevoked and not used up, so two concurrent uses cannot
 exceed ``max_uses``; the command it opens is recorded in the same transaction.
-An unknown, expired, used-up or revoked token is the same :class:`NotFound`."""
+An unknown, expired, used-up or revoked token, or one of a suspended
+contract, is the same :class:`NotFound`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from gateway import audit
 from gateway.commands import records
 from gateway.commands.records import Outgoing
-from gateway.db.models import Device, Home
+from gateway.db.models import Contract, ContractStatus, Device, Home
 from gateway.db.people_models import GuestPass, GuestPassDevice
 from gateway.errors import Invalid, NotFound
 from gateway.notices import Notice
@@ -152,7 +153,11 @@ def revoke(
 
 
 def _valid(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    active = select(Contract.id).where(
+        Contract.id == GuestPass.contract_id, Contract.status == ContractStatus.ACTIVE
+    )
     return (
+        active.exists(),
         GuestPass.revoked_at.is_(None),
         GuestPass.valid_from <= now,
         GuestPass.valid_to > now,
