@@ -40,6 +40,7 @@ NOT_COMMANDS = {
     "uptime": "a JSON key (a native device's heartbeat)",
     "init": "an argument (mosquitto_ctrl dynsec init)",
     "systemd": "a directory of the repository (tests/test_docs.py)",
+    "route": "an ASGI scope key (gateway/api/deps.py)",
 }
 #: Element names that must not resolve.
 NOT_ELEMENTS = {"nosuchelement": "tests/test_demo.py's broken camera"}
