@@ -199,6 +199,14 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     sms_url: str | None = None
     sms_api_key: SecretStr | None = None
+    push_subject: str = "mailto:support@localhost"
+    """The VAPID ``sub`` claim of Web Push messages: a contact push services can reach."""
+    push_allow_http_loopback: bool = False
+    """Accept ``http://127.0.0.1`` push endpoints (tests run a push service on loopback);
+    otherwise only ``https://`` endpoints are accepted."""
+    purge_grace_days: float = Field(default=30, ge=0)
+    """Days after a contract's termination before its personal data, events, recordings and
+    audit entries are purged (152-FZ: deleted once the purpose ends)."""
 
     live_idle_s: float = Field(default=10.0, ge=0)
     """How long a camera's live upstream stays open after its last viewer left."""
