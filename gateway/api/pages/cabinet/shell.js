@@ -10,6 +10,10 @@
 //   // page.main — the page's <main> (the one in the HTML if there is one, else a new one);
 //   //             #status (role=status, for ui.js `say`) is kept as its first child
 //
+//   page.restream(fn) — await fn() with the page's stream closed, then reopen it with the token
+//             stored by then: for a request that ends this login's other sessions and answers a
+//             new token (POST /me/password), whose end of the old stream would log the page out.
+//
 //   `active` is one of "home", "history", "family", "settings" (the nav entry marked current).
 //   Events on window:
 //     "homechange"      — detail {home, zone}: the user picked another home (page.home/zone are
@@ -118,11 +122,20 @@ export async function startPage({ title, active } = {}) {
   if (!status) status = el("div", { id: "status", role: "status", "aria-live": "polite" });
   page.main.prepend(status);
   document.body.prepend(header(page, active), offlineBanner());
-  openStream(
+  const connect = () => openStream(
     "/api/v1/stream",
     (message) => window.dispatchEvent(new CustomEvent("moydom:message", { detail: message })),
     (state) => window.dispatchEvent(new CustomEvent("moydom:online", { detail: state === "online" })),
   );
+  let close = connect();
+  page.restream = async (fn) => {
+    close();
+    try {
+      return await fn();
+    } finally {
+      close = connect();
+    }
+  };
   extras();
   return page;
 }
