@@ -43,3 +43,11 @@ COMMANDABLE_KINDS = frozenset(
 def payload_format(kind: DeviceKind) -> str:
     """``zigbee2mqtt`` or ``native`` (cameras report over MQTT in the native schema)."""
     return "zigbee2mqtt" if kind in ZIGBEE2MQTT_KINDS | {DeviceKind.ZIGBEE_BRIDGE} else "native"
+
+
+CHECK_IN_S: dict[DeviceKind, int] = {kind: 2 * 3600 for kind in ZIGBEE2MQTT_KINDS}
+"""How long a device of each kind may say nothing before it is *silent*.
+Zigbee sensors report (a heartbeat, battery, link quality) about hourly, so
+two hours allows one lost report. Kinds not listed hold an MQTT connection
+with a last will (or, for cameras, the recorder's RTSP session): their
+``offline`` availability tells more than silence, so they are never silent."""

@@ -11,10 +11,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from gateway.api.deps import AdminDep, SessionDep
+from gateway.api.routes import admin_health
 from gateway.api.schemas import errors
 from gateway.db.models import OperatorAlert
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 422))
+router.include_router(admin_health.router)
 
 
 class OperatorAlertOut(BaseModel):
