@@ -1,5 +1,9 @@
 """``moydom demo``: the gateway on its embedded defaults with a simulated home.
 
+It opens onto the pages: the banner's first lines are the «Мой дом» cabinet's
+address with the demo contract's number and password, and the dispatch
+console's with the demo dispatcher's login and password.
+
 The demo home is provisioned through the same ``Provisioner`` the admin API
 uses, and its simulated devices connect with the credentials that returned —
 so the demo exercises the real broker accounts and ACLs. Device passwords are
@@ -213,6 +217,16 @@ def camera_banner(url: str, problem: str | None) -> str:
     return url if problem is None else f"NOT WORKING: {url}: {problem}"
 
 
+def page_base(settings: Settings) -> str:
+    """Where a browser on this machine reaches the pages (a wildcard bind is not an address)."""
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising the wildcard, not binding it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.http_port}"
+
+
 def run_demo(settings: Settings) -> None:
     with ExitStack() as stack:
         ctx = run_roles(settings, {"api", "ingest", "alarms"}, stack)
@@ -239,17 +253,18 @@ def run_demo(settings: Settings) -> None:
             sims.append(sim)
         panel = next(sim for sim in sims if sim.spec.kind is DeviceKind.INTERCOM)
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: panel.visit_now())
-        base = f"http://{settings.http_host}:{settings.http_port}"
+        base = page_base(settings)
         gate = next(s.topics for s in specs if s.kind is DeviceKind.GATE)
         v = DEMO_VISITOR
         banner = [
             "",
             "moydom demo",
-            f"  cabinet API   {base}/api/v1   (OpenAPI: {base}/docs)",
-            f"  subscriber    contract {DEMO_CONTRACT}, password {DEMO_PASSWORD}",
+            f"  cabinet       {base}/app/   «Мой дом»: log in with contract {DEMO_CONTRACT},"
+            f" password {DEMO_PASSWORD}",
+            f"  dispatch      {base}/dispatch/   log in as {DEMO_DISPATCHER},"
+            f" password {DEMO_DISPATCHER_PASSWORD}",
             f"  alarm codes   {DEMO_CODE} (duress {DEMO_DURESS}); exit delay 10 s, entry 15 s",
-            f"  dispatcher    {DEMO_DISPATCHER} / {DEMO_DISPATCHER_PASSWORD}"
-            f"   (POST {base}/api/v1/dispatch/login)",
+            f"  API           {base}/api/v1   (OpenAPI: {base}/docs)",
             f"  admin token   {ctx.secrets.admin_token}",
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
             f"  test camera   {camera_banner(camera, problem)}",

@@ -34,11 +34,22 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def distinct_ports(n: int) -> list[int]:
+    """``n`` free ports, all different (``free_port`` may hand out one twice in a row: a run
+    gave the HTTP port to the test camera and the API could not bind)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 class Demo:
     """``moydom demo`` as a child process, its output (stdout and stderr) read as it comes."""
 
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        self.mqtt_port, self.http_port, self.rtsp_port = free_port(), free_port(), free_port()
+        self.mqtt_port, self.http_port, self.rtsp_port = distinct_ports(3)
         env = {
             **{k: v for k, v in env.items() if not k.startswith("MOYDOM_")},
             "MOYDOM_MQTT_URL": f"mqtt://127.0.0.1:{self.mqtt_port}",
@@ -183,6 +194,25 @@ def test_the_demo_says_clearly_when_its_camera_does_not_answer(tmp_path: Path) -
     assert code == 0, demo.output
 
 
+def _the_banner_opens_onto_the_pages(banner: list[str], http_port: int) -> None:
+    """The first lines: the cabinet and the dispatch console, each with a login that works."""
+    cabinet = re.fullmatch(
+        r"  cabinet +(http://\S+/app/) .* contract (\S+), password (\S+)", banner[1]
+    )
+    desk = re.fullmatch(
+        r"  dispatch +(http://\S+/dispatch/) .* as (\S+), password (\S+)", banner[2]
+    )
+    assert cabinet and desk, banner
+    assert cabinet[1] == f"http://127.0.0.1:{http_port}/app/"
+    page = httpx.get(cabinet[1], timeout=5)
+    assert page.status_code == 200 and 'src="/app/index.js"' in page.text
+    api = f"http://127.0.0.1:{http_port}/api/v1"
+    login = {"contract": cabinet[2], "password": cabinet[3]}
+    assert httpx.post(f"{api}/auth/login", json=login, timeout=5).status_code == 200
+    login = {"login": desk[2], "password": desk[3]}
+    assert httpx.post(f"{api}/dispatch/login", json=login, timeout=5).status_code == 200
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int) -> None:
@@ -193,6 +223,7 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
         print(f"moydom demo ready in {demo.healthy():.2f}s")
         # The camera answered its DESCRIBE: the banner shows the bare URL.
         assert f"  test camera   rtsp://127.0.0.1:{rtsp_port}/demo" in demo.banner()
+        _the_banner_opens_onto_the_pages(demo.banner(), http_port)
 
         secrets = json.loads((tmp_path / "var" / "secrets.json").read_text())
         admin = {"Authorization": f"Bearer {secrets['admin_token']}"}
