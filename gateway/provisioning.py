@@ -49,7 +49,7 @@ from gateway.broker.dynsec import (
     create_role_cmd,
 )
 from gateway.db.engine import Database
-from gateway.db.models import Contract, ContractStatus, Device, Home, utcnow
+from gateway.db.models import DEFAULT_TIME_ZONE, Contract, ContractStatus, Device, Home, utcnow
 from gateway.errors import BrokerUnavailable, Conflict, NotFound
 from gateway.passwords import hash_password
 
@@ -117,9 +117,11 @@ class Provisioner:
 
     # --- contracts --------------------------------------------------------
 
-    def create_contract(self, number: str, password: str, address: str) -> Contract:
+    def create_contract(
+        self, number: str, password: str, address: str, time_zone: str = DEFAULT_TIME_ZONE
+    ) -> Contract:
         contract = Contract(number=number, password_hash=hash_password(password))
-        contract.homes.append(Home(uid=secrets.token_hex(5), address=address))
+        contract.homes.append(Home(uid=secrets.token_hex(5), address=address, time_zone=time_zone))
         try:
             with self.db.transaction() as session:
                 session.add(contract)
@@ -140,10 +142,15 @@ class Provisioner:
             if own:
                 session.close()
 
-    def add_home(self, number: str, address: str) -> Home:
+    def add_home(self, number: str, address: str, time_zone: str = DEFAULT_TIME_ZONE) -> Home:
         with self.db.transaction() as session:
             contract = self.get_contract(number, session)
-            home = Home(uid=secrets.token_hex(5), address=address, contract_id=contract.id)
+            home = Home(
+                uid=secrets.token_hex(5),
+                address=address,
+                time_zone=time_zone,
+                contract_id=contract.id,
+            )
             session.add(home)
         return home
 

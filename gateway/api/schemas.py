@@ -4,10 +4,14 @@ billing integration is a 422, not a silently ignored field."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from gateway.db.models import DEFAULT_TIME_ZONE, Contract, Home
 
 CONTRACT_NUMBER = r"^[0-9A-Za-z-]{1,32}$"
 DEVICE_ID = r"^[0-9a-z-]{1,32}$"
@@ -51,6 +55,25 @@ RtspUrl = Annotated[str, StringConstraints(pattern=r"^rtsps?://[!-~]+$", max_len
 regex dialect, where ``\\s`` is not (U+0085 is whitespace to Python, not to JSON Schema)."""
 
 
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _known_zone(name: str) -> str:
+    if name not in _zones():
+        raise ValueError(f"unknown time zone {name!r}: an IANA name like {DEFAULT_TIME_ZONE}")
+    return name
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2}$", max_length=64),
+    AfterValidator(_known_zone),
+]
+"""An IANA time zone this machine's tz database knows (``Europe/Moscow``)."""
+
+
 class ErrorOut(BaseModel):
     """Every error: a human-readable ``detail`` (for 422 see ``ValidationErrorOut``)."""
 
@@ -78,24 +101,50 @@ class ContractCreate(Request):
     address: Address
     phone: Phone | None = Field(default=None, description="password-reset channel by SMS")
     email: Email | None = Field(default=None, description="password-reset channel by e-mail")
+    time_zone: TimeZone = Field(default=DEFAULT_TIME_ZONE, description="the first home's")
 
 
 class HomeCreate(Request):
     address: Address
+    time_zone: TimeZone = DEFAULT_TIME_ZONE
 
 
 class HomeOut(BaseModel):
     id: str
     address: str
+    time_zone: str = Field(
+        default=DEFAULT_TIME_ZONE, description="IANA name: the home's local time"
+    )
+
+    @classmethod
+    def of(cls, home: Home) -> HomeOut:
+        return cls(id=home.uid, address=home.address, time_zone=home.time_zone)
 
 
 class ContractOut(BaseModel):
     number: str
-    status: str
+    status: str = Field(description="active, suspended, terminated (or purging)")
     created_at: datetime
     homes: list[HomeOut]
     phone: str | None = None
     email: str | None = None
+    terminated_at: datetime | None = None
+    purge_after: datetime | None = Field(
+        default=None, description="a terminated contract's data is deleted after this"
+    )
+
+    @classmethod
+    def of(cls, contract: Contract) -> ContractOut:
+        return cls(
+            number=contract.number,
+            status=contract.status,
+            created_at=contract.created_at,
+            homes=[HomeOut.of(h) for h in contract.homes],
+            phone=contract.phone,
+            email=contract.email,
+            terminated_at=contract.terminated_at,
+            purge_after=contract.purge_after,
+        )
 
 
 class _DeviceCreateBase(Request):

@@ -57,8 +57,16 @@ class Base(DeclarativeBase):
 
 
 class ContractStatus(StrEnum):
+    """``terminated``: ended by the ISP, waiting for its purge; ``purging``:
+    its purge has begun (only then may its audit entries be deleted, 0012)."""
+
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+    PURGING = "purging"
+
+
+DEFAULT_TIME_ZONE = "Asia/Novosibirsk"
 
 
 class Contract(Base):
@@ -77,6 +85,9 @@ class Contract(Base):
     token_epoch: Mapped[int] = mapped_column(Integer, default=0)
     """The owner's tokens carry the epoch they were issued in; a password
     change or reset raises it, which ends every earlier session."""
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """A terminated contract's data is purged by the first sweep after this."""
 
     homes: Mapped[list[Home]] = relationship(back_populates="contract", order_by="Home.id")
 
@@ -92,6 +103,10 @@ class Home(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
     address: Mapped[str] = mapped_column(Text)
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_TIME_ZONE, server_default=DEFAULT_TIME_ZONE
+    )
+    """IANA name: the home's local time, for schedules and what the cabinet shows."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     contract: Mapped[Contract] = relationship(back_populates="homes")
@@ -266,3 +281,20 @@ class OperatorAlert(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PurgeReport(Base):
+    """What a terminated contract's purge deleted, kept without personal data:
+    the contract is named only by ``contract_ref`` (``gateway.people.purge``)."""
+
+    __tablename__ = "purge_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    terminated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    purge_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Rows deleted, per table."""
+    media_files: Mapped[int] = mapped_column(Integer)
+    media_bytes: Mapped[int] = mapped_column(BigInteger)

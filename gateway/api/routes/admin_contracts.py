@@ -16,45 +16,36 @@ from gateway.api.schemas import (
     NumberPath,
     errors,
 )
-from gateway.db.models import Contract, utcnow
+from gateway.db.models import utcnow
 from gateway.people.access import admin_set_password
 from gateway.people.contacts import set_contacts
 
 router = APIRouter(prefix="/admin/contracts", tags=["admin"], responses=errors(401, 404, 409, 503))
 
 
-def contract_out(contract: Contract) -> ContractOut:
-    return ContractOut(
-        number=contract.number,
-        status=contract.status,
-        created_at=contract.created_at,
-        homes=[HomeOut(id=h.uid, address=h.address) for h in contract.homes],
-        phone=contract.phone,
-        email=contract.email,
-    )
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ContractOut)
 def create_contract(body: ContractCreate, ctx: CtxDep, _: AdminDep) -> ContractOut:
     """Create a contract with its first home (and, if given, its contact
     details: the reset channels); 409 if the number exists."""
-    contract = ctx.provisioner.create_contract(body.number, body.password, body.address)
+    contract = ctx.provisioner.create_contract(
+        body.number, body.password, body.address, body.time_zone
+    )
     if body.phone is not None or body.email is not None:
         set_contacts(ctx.db, body.number, phone=body.phone, email=body.email, now=utcnow())
         contract = ctx.provisioner.get_contract(body.number)
-    return contract_out(contract)
+    return ContractOut.of(contract)
 
 
 @router.get("/{number}", response_model=ContractOut)
 def get_contract(number: NumberPath, ctx: CtxDep, _: AdminDep) -> ContractOut:
-    return contract_out(ctx.provisioner.get_contract(number))
+    return ContractOut.of(ctx.provisioner.get_contract(number))
 
 
 @router.put("/{number}/contacts", response_model=ContractOut, responses=errors(422))
 def put_contacts(number: NumberPath, body: ContactsIn, ctx: CtxDep, _: AdminDep) -> ContractOut:
     """Set the phone and e-mail a password-reset code goes to (null clears one)."""
     set_contacts(ctx.db, number, phone=body.phone, email=body.email, now=utcnow())
-    return contract_out(ctx.provisioner.get_contract(number))
+    return ContractOut.of(ctx.provisioner.get_contract(number))
 
 
 @router.post("/{number}/password", status_code=status.HTTP_204_NO_CONTENT, responses=errors(422))
@@ -76,15 +67,15 @@ def suspend_contract(
     device connections dropped."""
     contract = ctx.provisioner.set_suspended(number, suspended=True)
     streams.end(contract_key(contract.id))
-    return contract_out(contract)
+    return ContractOut.of(contract)
 
 
 @router.post("/{number}/resume", response_model=ContractOut)
 def resume_contract(number: NumberPath, ctx: CtxDep, _: AdminDep) -> ContractOut:
-    return contract_out(ctx.provisioner.set_suspended(number, suspended=False))
+    return ContractOut.of(ctx.provisioner.set_suspended(number, suspended=False))
 
 
 @router.post("/{number}/homes", status_code=status.HTTP_201_CREATED, response_model=HomeOut)
 def add_home(number: NumberPath, body: HomeCreate, ctx: CtxDep, _: AdminDep) -> HomeOut:
-    home = ctx.provisioner.add_home(number, body.address)
-    return HomeOut(id=home.uid, address=home.address)
+    """Add a home (its time zone defaults to Novosibirsk's)."""
+    return HomeOut.of(ctx.provisioner.add_home(number, body.address, body.time_zone))
