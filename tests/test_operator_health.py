@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from gateway.db.models import Device, DeviceHealth, Event, utcnow
@@ -202,3 +203,20 @@ def test_recorders_and_metrics_summary(
     assert all(n.startswith("moydom_") and not n.endswith("_bucket") for n in names)
     accepted = [m for m in r.json() if m["name"] == "moydom_ingest_messages_total"]
     assert sum(m["value"] for m in accepted) >= 5
+
+
+def test_site_gauges_on_metrics(gateway: Gateway, fleet: dict[str, Any]) -> None:
+    """/metrics adds the database's view: devices per state, open cases, open alerts."""
+    report(gateway.ctx.db, alert_key("rec1"), "archive disk full: test", None, utcnow())
+    r = gateway.http.get("/metrics", headers=gateway.admin)
+    assert r.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(r.text)
+        for s in f.samples
+    }
+    for state, n in {"total": 7, "offline": 1, "silent": 2, "low_battery": 2}.items():
+        assert samples[("moydom_devices", (("state", state),))] == n
+    assert samples[("moydom_cases_unclosed", (("status", "open"),))] == 0
+    assert samples[("moydom_operator_alerts_open", ())] == 1
+    assert samples[("moydom_ingest_messages_total", (("result", "stored"),))] >= 5
