@@ -220,3 +220,46 @@ def test_site_gauges_on_metrics(gateway: Gateway, fleet: dict[str, Any]) -> None
     assert samples[("moydom_cases_unclosed", (("status", "open"),))] == 0
     assert samples[("moydom_operator_alerts_open", ())] == 1
     assert samples[("moydom_ingest_messages_total", (("result", "stored"),))] >= 5
+
+
+def check_in(gw: Gateway, device: dict[str, Any], seconds: int | None, number: str = "6101") -> Any:
+    return gw.http.put(
+        f"/api/v1/admin/contracts/{number}/devices/{device['id']}/check-in",
+        json={"check_in_s": seconds},
+        headers=gw.admin,
+    )
+
+
+def test_a_device_s_own_check_in(gateway: Gateway, fleet: dict[str, Any]) -> None:
+    r = check_in(gateway, fleet["hall"], 60)
+    assert r.status_code == 200 and r.json() == {"check_in_s": 60, "kind_default_s": 7200}
+    r = check_in(gateway, fleet["yard"], 600)  # a gate that heartbeats every few minutes
+    assert r.json() == {"check_in_s": 600, "kind_default_s": None}
+    by_name = {d["name"]: d for d in health(gateway)["items"]}
+    assert by_name["hall"]["check_in_s"] == 60 and by_name["hall"]["states"] == []
+    with gateway.ctx.db.session() as s:
+        at = max(h.last_seen_at for h in s.query(DeviceHealth) if h.last_seen_at)
+
+        def silent(now: datetime) -> set[str]:
+            return {r.name for r in device_health(s, now, state=HealthState.SILENT, limit=100)}
+
+        assert silent(at + timedelta(seconds=30)) == {"door", "lost"}
+        assert silent(at + timedelta(seconds=61)) == {"door", "lost", "hall"}
+        assert silent(at + timedelta(seconds=601)) == {"door", "lost", "hall", "yard"}
+    # null goes back to the kind's default; a camera has none; bad values change nothing.
+    assert check_in(gateway, fleet["hall"], None).json()["check_in_s"] == 7200
+    cam = gateway.create_device("6101", "camera", "cam", rtsp_url="rtsp://127.0.0.1:9/c")
+    r = check_in(gateway, cam, 600)
+    assert r.status_code == 422 and r.json()["detail"]
+    for bad in (59, 8 * 86400, "soon"):
+        r = check_in(gateway, fleet["door"], bad)  # type: ignore[arg-type]
+        assert r.status_code == 422 and r.json()["detail"]
+    assert check_in(gateway, fleet["door"], 600, number="6102").status_code == 404
+    user = gateway.login("6101")
+    r = gateway.http.put(
+        f"/api/v1/admin/contracts/6101/devices/{fleet['door']['id']}/check-in",
+        json={"check_in_s": 600},
+        headers=user,
+    )
+    assert r.status_code == 401
+    assert {d["name"]: d["check_in_s"] for d in health(gateway)["items"]}["door"] == 7200

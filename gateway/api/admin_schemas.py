@@ -4,9 +4,9 @@ the recorders, and the metrics summary (``gateway.api.routes.admin_health``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.health.devices import HealthState
 
@@ -72,3 +72,16 @@ class MetricOut(BaseModel):
     value: float
     type: str
     help: str
+
+
+class CheckInIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    check_in_s: Annotated[int, Field(ge=60, le=7 * 86400)] | None = Field(
+        description="silent after this many seconds without a message; null: the kind's default"
+    )
+
+
+class CheckInOut(BaseModel):
+    check_in_s: int | None = Field(description="in effect; null: this device is never silent")
+    kind_default_s: int | None

@@ -1,8 +1,9 @@
 """Device health across all contracts, as operators filter it.
 
 A device is *offline* when its last availability said so, *silent* when it
-has said nothing for longer than its kind's check-in interval
-(``devices.kinds.CHECK_IN_S``) — counted from its last message, or from its
+has said nothing for longer than its check-in interval — its own
+(``settings.check_in_s``, set by an operator) or its kind's
+(``devices.kinds.CHECK_IN_S``), counted from its last message, or from its
 provisioning if it never spoke — and *low on battery* below
 ``LOW_BATTERY_PERCENT`` or when it reports ``battery_low``. Silence is
 computed at read time from ``device_health.last_seen_at``, so it needs no
@@ -26,6 +27,8 @@ from devices.kinds import CHECK_IN_S, DeviceKind
 from gateway.db.models import Contract, Device, DeviceHealth, Home
 
 LOW_BATTERY_PERCENT = 20
+CHECK_IN_KEY = "check_in_s"
+"""The key of a device's own check-in interval in its ``settings``."""
 
 
 class HealthState(StrEnum):
@@ -59,14 +62,39 @@ def _seen() -> ColumnElement[datetime]:
     return func.coalesce(DeviceHealth.last_seen_at, Device.created_at)
 
 
-def silent_condition(now: datetime) -> ColumnElement[bool]:
-    """SQL: the device said nothing for longer than its kind's check-in."""
+def _override() -> ColumnElement[int]:
+    """SQL: the device's own check-in (``settings.check_in_s``), else NULL."""
+    own: ColumnElement[int] = Device.settings[CHECK_IN_KEY].as_integer()
+    return own
+
+
+def check_in_of(device: Device) -> int | None:
+    """The device's check-in: its own setting, else its kind's (None: never silent)."""
+    own = (device.settings or {}).get(CHECK_IN_KEY)
+    return int(own) if own is not None else CHECK_IN_S.get(DeviceKind(device.kind))
+
+
+def silent_condition(session: Session, now: datetime) -> ColumnElement[bool]:
+    """SQL: the device said nothing for longer than its check-in. One clause
+    per distinct interval (the kinds' defaults and the few set per device),
+    so the comparison stays with the column, on both backends."""
     by_interval: dict[int, list[str]] = {}
     for kind, seconds in CHECK_IN_S.items():
         by_interval.setdefault(seconds, []).append(kind.value)
     clauses = [
-        and_(Device.kind.in_(kinds), _seen() < now - timedelta(seconds=seconds))
+        and_(
+            Device.kind.in_(kinds),
+            _override().is_(None),
+            _seen() < now - timedelta(seconds=seconds),
+        )
         for seconds, kinds in sorted(by_interval.items())
+    ]
+    own = session.scalars(
+        select(_override()).where(Device.deleted_at.is_(None), _override().is_not(None)).distinct()
+    )
+    clauses += [
+        and_(_override() == seconds, _seen() < now - timedelta(seconds=seconds))
+        for seconds in sorted(own)
     ]
     return or_(*clauses) if clauses else false()
 
@@ -84,7 +112,7 @@ def _states(device: Device, health: DeviceHealth | None, now: datetime) -> tuple
     states: list[HealthState] = []
     if health is not None and health.online is False:
         states.append(HealthState.OFFLINE)
-    check_in = CHECK_IN_S.get(DeviceKind(device.kind))
+    check_in = check_in_of(device)
     seen = health.last_seen_at if health is not None and health.last_seen_at else device.created_at
     if check_in is not None and seen < now - timedelta(seconds=check_in):
         states.append(HealthState.SILENT)
@@ -123,7 +151,7 @@ def device_health(
     if state is HealthState.OFFLINE:
         query = query.where(offline_condition())
     elif state is HealthState.SILENT:
-        query = query.where(silent_condition(now))
+        query = query.where(silent_condition(session, now))
     elif state is HealthState.LOW_BATTERY:
         query = query.where(low_battery_condition())
     rows = []
@@ -141,7 +169,7 @@ def device_health(
                 battery=health.battery if health else None,
                 battery_low=health.battery_low if health else None,
                 linkquality=health.linkquality if health else None,
-                check_in_s=CHECK_IN_S.get(DeviceKind(device.kind)),
+                check_in_s=check_in_of(device),
                 states=_states(device, health, now),
                 id=device.id,
             )
@@ -160,6 +188,6 @@ def counts(session: Session, now: datetime) -> dict[str, int]:
     return {
         "total": session.scalar(base) or 0,
         HealthState.OFFLINE.value: session.scalar(base.where(offline_condition())) or 0,
-        HealthState.SILENT.value: session.scalar(base.where(silent_condition(now))) or 0,
+        HealthState.SILENT.value: session.scalar(base.where(silent_condition(session, now))) or 0,
         HealthState.LOW_BATTERY.value: session.scalar(base.where(low_battery_condition())) or 0,
     }

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from devices.kinds import DeviceKind, payload_format
+from devices.kinds import CHECK_IN_S, DeviceKind, payload_format
 from devices.topics import DeviceTopics
+from gateway.api.admin_schemas import CheckInIn, CheckInOut
 from gateway.api.deps import AdminDep, CtxDep, SessionDep
 from gateway.api.schemas import (
     CameraCreate,
@@ -24,6 +25,7 @@ from gateway.api.schemas import (
 from gateway.api.security_schemas import CameraSettings
 from gateway.db.models import Device, DeviceHealth
 from gateway.errors import Invalid
+from gateway.health.devices import CHECK_IN_KEY, check_in_of
 
 router = APIRouter(
     prefix="/admin/contracts/{number}/devices", tags=["admin"], responses=errors(401, 404, 409, 503)
@@ -131,3 +133,23 @@ def get_camera_settings(
     contract = ctx.provisioner.get_contract(number, session)
     device = ctx.provisioner.get_device(session, contract.id, device_id)
     return CameraSettings.model_validate(device.settings or {})
+
+
+@router.put("/{device_id}/check-in", response_model=CheckInOut, responses=errors(422))
+def put_check_in(
+    number: NumberPath, device_id: DeviceIdPath, body: CheckInIn, ctx: CtxDep, _: AdminDep
+) -> CheckInOut:
+    """The device's own check-in interval: past it without a message, the
+    operator view marks the device silent (``null`` restores its kind's)."""
+    with ctx.db.transaction() as session:
+        contract = ctx.provisioner.get_contract(number, session)
+        device = ctx.provisioner.get_device(session, contract.id, device_id)
+        if device.kind == DeviceKind.CAMERA.value:
+            raise Invalid("a camera's health comes from the recorder; it has no check-in")
+        settings = {k: v for k, v in (device.settings or {}).items() if k != CHECK_IN_KEY}
+        if body.check_in_s is not None:
+            settings[CHECK_IN_KEY] = body.check_in_s
+        device.settings = settings or None
+        return CheckInOut(
+            check_in_s=check_in_of(device), kind_default_s=CHECK_IN_S.get(DeviceKind(device.kind))
+        )
