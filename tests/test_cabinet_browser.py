@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, WebSocket, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser import PHONE, accessible, browser, fits_phone, screenshot
 from tests.conftest import Gateway
 from tests.security_support import CODE, MailSink, SecuredHome, mail, secure
+from tests.support import device_connect
 from tests.test_commands import controller
 from tests.test_hardening_http import serving
+from tests.test_ingest import wait_until
 from tests.test_password import _code_of
 
 __all__ = ["mail"]  # fixture
@@ -33,7 +38,10 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser(tmp_path / "profile", PHONE) as context:
+    """A phone-sized Chromium. Service workers are blocked: these journeys test the pages and the
+    API they call, every request reaching the gateway (the worker has its own test,
+    tests/test_service_worker_browser.py); the shell carries on without one."""
+    with browser(tmp_path / "profile", PHONE, service_workers="block") as context:
         yield context
 
 
@@ -227,44 +235,116 @@ def test_forgotten_and_changed_password(
     expect(page).to_have_url(f"{url}/app/")
 
 
+OTHER_PAGES = ("/app/history", "/app/family", "/app/settings", "/app/password")
+"""The cabinet's other pages, visited by the second contract where they exist."""
+
+
 def test_a_second_contract_sees_nothing_of_the_first(
     secured: SecuredHome, phone: BrowserContext
 ) -> None:
     gw = secured.gw
     first = [secured.home, *(d["id"] for d in secured.devices.values())]
     first.append(gw.create_device("5201", "gate", "first-gate")["id"])
-    first.append(
-        gw.create_device("5201", "camera", "first-cam", rtsp_url="rtsp://127.0.0.1:9/x")["id"]
-    )
+    camera = gw.create_device("5201", "camera", "first-cam", rtsp_url="rtsp://127.0.0.1:9/x")["id"]
+    first.append(camera)
     secured.send("hall", {"occupancy": True})
     gw.create_contract("5202", address="Бердск, ул. Первомайская, 2")
     own = [gw.create_device("5202", kind, f"own-{kind}")["id"] for kind in ("motion", "gate")]
     url = site(gw)
     page = phone.new_page()
     bodies: list[tuple[str, str]] = []
+    pages: list[tuple[str, str]] = []
 
     def record(response: Any) -> None:
         if "/api/" in response.url:
-            bodies.append((response.url, response.text()))
+            try:
+                bodies.append((response.url, response.text()))
+            except (PlaywrightError, UnicodeDecodeError):  # a redirect or binary: the URL counts
+                bodies.append((response.url, ""))
 
     page.on("response", record)
-    page.on(
-        "websocket", lambda ws: ws.on("framereceived", lambda f: bodies.append((ws.url, str(f))))
-    )
+
+    def watch(socket: WebSocket) -> None:
+        socket.on("framereceived", lambda frame: bodies.append((socket.url, str(frame))))
+
+    page.on("websocket", watch)
     log_in(page, url, "5202")
     expect(page.locator("#sensors")).to_contain_text("own-motion")
     expect(page.get_by_role("button", name="Открыть: own-gate")).to_be_visible()
     secured.send("hall", {"occupancy": False})  # the first contract's event while B watches
+    secured.wait_status("disarmed")
+    page.wait_for_load_state("networkidle")
+    pages.append((page.url, page.content()))
     checked(page, "cabinet-second-contract")
-    for path in ("/app/password",):
+    here = Path(__file__).resolve().parent.parent / "gateway/api/pages/cabinet"
+    visits = [p for p in OTHER_PAGES if (here / f"{p.rsplit('/', 1)[1]}.html").exists()]
+    if (here / "camera.html").exists():
+        visits.append(f"/app/camera?id={camera}")  # the first's camera, by its id
+    for path in visits:
         page.goto(f"{url}{path}")
         expect(page.get_by_role("banner")).to_contain_text("Бердск")
-    page.goto(f"{url}/app/")
-    expect(page.locator("#sensors")).to_contain_text("own-motion")
-    content = page.content()
-    assert own[0] in content
-    assert bodies and any(own[0] in b for _, b in bodies)
-    for marker in [*first, "first-gate", "first-cam", "Novosibirsk", "door"]:
-        assert marker not in content
-        leaked = [u for u, b in bodies if marker in b]
-        assert leaked == [], f"{marker} in {leaked}"
+        page.wait_for_load_state("networkidle")
+        pages.append((page.url, page.content()))
+    assert any(own[0] in content for _, content in pages)
+    assert any(own[0] in body for _, body in bodies)
+    # Ids, names, and the first's address as a JSON value or a page's text (its time zone,
+    # Asia/Novosibirsk, is also the second's).
+    for marker in [*first, "first-gate", "first-cam", "door", '"Novosibirsk"', ">Novosibirsk<"]:
+        shown = [u for u, content in pages if marker in content]
+        assert shown == [], f"{marker} shown on {shown}"
+        leaked = [u for u, body in bodies if marker in body and marker not in u]
+        assert leaked == [], f"{marker} in the answers of {leaked}"
+
+
+def two_homes(gateway: Gateway) -> tuple[str, dict[str, Any]]:
+    """Contract 5501 with a home in Novosibirsk and one in Moscow, whose motion sensor reported
+    (its battery too); the Moscow home's id and that sensor's newest event."""
+    gateway.create_contract("5501", address="Новосибирск, Красный проспект, 5")
+    r = gateway.http.post(
+        "/api/v1/admin/contracts/5501/homes",
+        json={"address": "Москва, Тверская, 7", "time_zone": "Europe/Moscow"},
+        headers=gateway.admin,
+    )
+    assert r.status_code == 201, r.text
+    moscow: str = r.json()["id"]
+    gateway.create_device("5501", "motion", "Датчик в Новосибирске")
+    sensor = gateway.create_device("5501", "motion", "Датчик в Москве", home=moscow)
+    gateway.start_ingest()
+    peer = device_connect(gateway.mqtt_port, sensor)
+    peer.publish(sensor["topics"]["state"], {"occupancy": True, "battery": 55})
+    peer.close()
+    owner = gateway.login("5501")
+    url = f"/api/v1/events?device={sensor['id']}"
+    events = wait_until(lambda: gateway.http.get(url, headers=owner).json()["items"])
+    return moscow, events[0]
+
+
+def test_several_homes_are_picked_and_remembered(gateway: Gateway, phone: BrowserContext) -> None:
+    moscow, _ = two_homes(gateway)
+    url = site(gateway)
+    page = phone.new_page()
+    log_in(page, url, "5501")
+    sensors = page.locator("#sensors")
+    expect(sensors).to_contain_text("Датчик в Новосибирске")
+    page.get_by_label("Дом").select_option(label="Москва, Тверская, 7")
+    expect(sensors).to_contain_text("Датчик в Москве")
+    expect(sensors).not_to_contain_text("Датчик в Новосибирске")
+    checked(page, "cabinet-two-homes")
+    page.reload()
+    expect(page.get_by_label("Дом")).to_have_value(moscow)
+    expect(sensors).to_contain_text("Батарея 55 %")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="GET /api/v1/me builds HomeOut(id, address) without time_zone (gateway/api/routes/"
+    "me.py), so every home shows the default zone; HomeOut.of(h) would carry it",
+)
+def test_dates_are_in_the_home_time_zone(gateway: Gateway, phone: BrowserContext) -> None:
+    _, event = two_homes(gateway)
+    moscow_time = datetime.fromisoformat(event["received_at"]).astimezone(ZoneInfo("Europe/Moscow"))
+    url = site(gateway)
+    page = phone.new_page()
+    log_in(page, url, "5501")
+    page.get_by_label("Дом").select_option(label="Москва, Тверская, 7")
+    expect(page.locator("#sensors")).to_contain_text(f", {moscow_time:%H:%M}", timeout=5000)
