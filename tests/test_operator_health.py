@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from gateway.db.models import Device, DeviceHealth, Event, utcnow
 from gateway.health.devices import HealthState, device_health
@@ -220,6 +220,12 @@ def test_site_gauges_on_metrics(gateway: Gateway, fleet: dict[str, Any]) -> None
     assert samples[("moydom_cases_unclosed", (("status", "open"),))] == 0
     assert samples[("moydom_operator_alerts_open", ())] == 1
     assert samples[("moydom_ingest_messages_total", (("result", "stored"),))] >= 5
+    # A database that cannot answer leaves the site gauges out, not the scrape.
+    with gateway.ctx.db.transaction() as s:
+        s.execute(text("DROP TABLE operator_alerts"))
+    r = gateway.http.get("/metrics", headers=gateway.admin)
+    assert r.status_code == 200 and "moydom_ingest_messages_total" in r.text
+    assert "moydom_devices" not in r.text
 
 
 def check_in(gw: Gateway, device: dict[str, Any], seconds: int | None, number: str = "6101") -> Any:

@@ -4,22 +4,27 @@ outbox rows waiting to be sent, open operator alerts.
 
 They describe the whole site, not the process: every API process reports the
 same values, so a dashboard takes ``max`` over instances, not ``sum``. Each
-is one indexed count, cheap at a scrape every 15 s or more.
+is one indexed count, cheap at a scrape every 15 s or more. While the
+database cannot answer they are left out and the process's own are served.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db.engine import Database
 from gateway.db.models import OperatorAlert, utcnow
 from gateway.db.security_models import Case, CaseStatus, Outbox
 from gateway.health.devices import counts
+
+log = logging.getLogger(__name__)
 
 
 def families(db: Database, now: datetime) -> list[GaugeMetricFamily]:
@@ -72,4 +77,10 @@ class SiteCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self.process.collect()
-        yield from families(self.db, utcnow())
+        try:
+            site = families(self.db, utcnow())
+        except SQLAlchemyError:
+            # The process's own metrics matter most while the database is down.
+            log.warning("metrics: database gauges unavailable", exc_info=True)
+            return
+        yield from site
