@@ -16,10 +16,12 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, WebSocket, expect
 from playwright.sync_api import Error as PlaywrightError
 
+from gateway.runtime import start_recorder
 from tests.browser import PHONE, accessible, browser, fits_phone, screenshot
 from tests.conftest import Gateway
+from tests.rtsp import RtspServer, scene
 from tests.security_support import CODE, MailSink, SecuredHome, mail, secure
-from tests.support import device_connect
+from tests.support import device_connect, free_port
 from tests.test_commands import controller
 from tests.test_hardening_http import serving
 from tests.test_ingest import wait_until
@@ -348,3 +350,35 @@ def test_dates_are_in_the_home_time_zone(gateway: Gateway, phone: BrowserContext
     log_in(page, url, "5501")
     page.get_by_label("Дом").select_option(label="Москва, Тверская, 7")
     expect(page.locator("#sensors")).to_contain_text(f", {moscow_time:%H:%M}", timeout=5000)
+
+
+def test_cameras_grid_shows_the_latest_frames(gateway: Gateway, phone: BrowserContext) -> None:
+    camera = RtspServer(free_port(), {"/cam": scene(320, 180, 10, ball=True)})
+    camera.start()
+    gateway.stack.callback(camera.stop)
+    gateway.create_contract("5601")
+    porch = gateway.create_device("5601", "camera", "Подъезд", rtsp_url=camera.url("/cam"))
+    yard = gateway.create_device("5601", "camera", "Двор", rtsp_url="rtsp://127.0.0.1:9/none")
+    settings = gateway.settings.model_copy(
+        update={"archive_dir": gateway.settings.var_dir / "archive", "recorder_segment_s": 2.0}
+    )
+    role = start_recorder(settings, gateway.ctx.secrets, gateway.ctx.db, gateway.stack)
+    owner = gateway.login("5601")
+    snapshot = f"/api/v1/cameras/{porch['id']}/snapshot.jpg"
+    wait_until(lambda: gateway.http.get(snapshot, headers=owner).status_code == 200, 40)
+    role.stop()
+    url = site(gateway)
+    page = phone.new_page()
+    log_in(page, url, "5601")
+    grid = page.locator("#cameras")
+    frame = grid.get_by_role("img", name="Кадр камеры «Подъезд»")
+    expect(frame).to_be_visible()
+    page.wait_for_function(
+        "document.querySelector('#cameras img').naturalWidth === 320", timeout=15_000
+    )
+    tile = grid.locator(f"a[data-device='{yard['id']}']")
+    expect(tile).to_contain_text("Нет записи")
+    expect(tile).to_have_attribute("href", f"/app/camera?id={yard['id']}")
+    checked(page, "cabinet-cameras")
+    frame.click()
+    expect(page).to_have_url(f"{url}/app/camera?id={porch['id']}")
