@@ -382,3 +382,38 @@ def test_cameras_grid_shows_the_latest_frames(gateway: Gateway, phone: BrowserCo
     checked(page, "cabinet-cameras")
     frame.click()
     expect(page).to_have_url(f"{url}/app/camera?id={porch['id']}")
+
+
+FAST_3G = {
+    "offline": False,
+    "latency": 563,
+    "downloadThroughput": 180_000,
+    "uploadThroughput": 84_000,
+}
+"""Chrome DevTools' «Fast 3G»: 563 ms round trips, 1.44 Mbit/s down, 675 kbit/s up."""
+
+
+def test_home_page_weight_and_time_to_interactive(
+    secured: SecuredHome, phone: BrowserContext
+) -> None:
+    """A cold load of the home page on Fast 3G: every byte counted, until the security state and
+    the sensors are drawn and the arm buttons take a tap. Budgets: 100 kB, 10 s."""
+    url = site(secured.gw)
+    page = phone.new_page()
+    log_in(page, url, "5201")
+    expect(page.locator("#security-state")).to_have_text("Снята с охраны")
+    cdp = phone.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.clearBrowserCache")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    cdp.send("Network.emulateNetworkConditions", FAST_3G)
+    sizes: list[float] = []
+    cdp.on("Network.loadingFinished", lambda e: sizes.append(e["encodedDataLength"]))
+    page.goto(f"{url}/app/", wait_until="commit")
+    expect(page.locator("#security-state")).to_have_text("Снята с охраны", timeout=30_000)
+    expect(page.locator("#sensors")).to_contain_text("door", timeout=30_000)
+    expect(page.get_by_role("button", name="Под охрану")).to_be_enabled()
+    interactive = page.evaluate("performance.now()") / 1000
+    weight = sum(sizes) / 1000
+    print(f"home page, Fast 3G: {weight:.1f} kB, {len(sizes)} requests, {interactive:.1f} s")
+    assert weight < 100 and interactive < 10
