@@ -118,6 +118,10 @@ def archive(page: Page) -> dict[str, Any]:
         timeout=30_000,
     )
     played = page.evaluate(FRAME, "archive")
+    ticks = page.locator(".hours span").all_inner_texts()
+    page.get_by_label("Масштаб").select_option(label="15 минут")
+    zoomed = page.locator(".hours span").all_inner_texts()
+    wide = page.locator("#timeline rect.recorded").first.bounding_box()
     start = page.locator("#at").input_value()
     src = page.evaluate("document.getElementById('archive').currentSrc")
     page.evaluate("document.getElementById('archive').pause()")
@@ -133,6 +137,8 @@ def archive(page: Page) -> dict[str, Any]:
     seeked = page.evaluate(FRAME, "archive")
     return {
         "played_frames": played,
+        "ticks": [ticks, zoomed],
+        "zoomed_px": wide["width"] if wide else 0,
         "seeked_frames": seeked,
         "before": before,
         "after": page.evaluate("document.getElementById('archive').currentTime"),
@@ -227,6 +233,8 @@ def test_camera_page_live_archive_and_export(
     assert played["played_frames"] >= 1 and played["seeked_frames"] >= 1
     assert played["same_src"], "a time inside the loaded recording seeks, it does not reload"
     assert played["position"].startswith("Воспроизводится: ")
+    assert played["ticks"][0] == ["00:00", "06:00", "12:00", "18:00", "24:00"]
+    assert played["ticks"][1] != played["ticks"][0] and played["zoomed_px"] > 5
     clip = got["export"]
     assert clip["progress"] == 1.0 and clip["status"] == "Отрывок готов"
     assert "mp4" in clip["probe"]["format"] and clip["probe"]["video"] == ["h264"]

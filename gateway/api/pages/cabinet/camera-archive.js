@@ -1,5 +1,6 @@
 // The camera page's archive: a day picker, the day's timeline (recording, motion, event clips and
-// the camera's outages; GET /cameras/{id}/timeline), a click on it (or a typed time) plays from
+// the camera's outages; GET /cameras/{id}/timeline) shown whole or zoomed around what plays
+// (a phone's 300 px make a day 5 minutes a pixel), a click on it (or a typed time) plays from
 // there in a <video> (a signed URL of GET …/playback, an hour at most, seekable with byte
 // ranges), a click inside what is loaded seeks instead; and the export of a clip with its
 // progress (POST …/exports, GET /exports/{job}) ending in a download link.
@@ -9,11 +10,13 @@ import { clock, dayOf, instant, nextDay } from "/app/camera-time.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 1000; // the timeline's user units across the day
-const SNAP = 0.015; // a click this close (share of the day) to a recording plays it
+const SNAP = 0.015; // a click this close (share of the shown window) to a recording plays it
 const HOUR_MS = 3600_000;
 const CLIP_MS = 60_000; // the export's default length
 const POLL_MS = 500;
 const REFRESH_MS = 30_000;
+const ZOOMS = [["сутки", 24 * HOUR_MS], ["3 часа", 3 * HOUR_MS], ["1 час", HOUR_MS], ["15 минут", HOUR_MS / 4]];
+const MIN_PX = 3; // a recording, however short, is drawn at least this wide
 const LAYERS = [
   ["recorded", "запись", 12, 16],
   ["motion", "движение", 2, 8],
@@ -114,27 +117,42 @@ export function archiveCard({ camera, zone }, exporter) {
   const at = el("input", { type: "time", step: "1", id: "at" });
   const play = el("button", { type: "button" }, "Смотреть");
   const bar = svg("svg", { id: "timeline", viewBox: `0 0 ${WIDTH} 40`, preserveAspectRatio: "none", role: "img" });
-  const hours = el("div", { class: "hours", "aria-hidden": "true" },
-    ["00", "06", "12", "18", "24"].map((h) => el("span", {}, h)));
+  const hours = el("div", { class: "hours", "aria-hidden": "true" });
+  const zoom = el("select", { id: "zoom" }, ZOOMS.map(([label, ms]) => el("option", { value: String(ms) }, label)));
   const legend = el("ul", { class: "legend" },
     LAYERS.map(([kind, label]) => el("li", {}, el("span", { class: `key ${kind}` }), label)));
   const video = el("video", { id: "archive", controls: true, playsinline: true, class: "hidden", "aria-label": "Запись из архива" });
   const position = el("p", { id: "position", class: "muted", "aria-live": "off" });
   const card = el("section", { class: "card", "aria-labelledby": "archive-title" },
     el("h2", { id: "archive-title" }, "Архив"),
-    el("div", { class: "row" }, el("label", {}, "День", picker)),
+    el("div", { class: "row" }, el("label", {}, "День", picker), el("label", {}, "Масштаб", zoom)),
     el("div", { class: "timeline" }, bar, hours), legend,
     el("div", { class: "row play-at" }, el("label", {}, "Время", at), play),
     el("div", { class: "camera-frame" }, video), position);
 
   let day = today;
-  let span = { from: 0, to: 0 };
+  let span = { from: 0, to: 0 }; // the day
+  let view = span; // the part of it the timeline shows
+  let timeline = null;
   let recorded = [];
   let loaded = null; // {start, end} in ms of what the <video> holds
 
-  const x = (ms) => ((ms - span.from) / (span.to - span.from)) * WIDTH;
+  const x = (ms) => ((ms - view.from) / (view.to - view.from)) * WIDTH;
 
-  function draw(timeline) {
+  /** The shown window: the day, or the chosen length around what plays (or the chosen time). */
+  function frame() {
+    const length = Math.min(Number(zoom.value), span.to - span.from);
+    const around = loaded && loaded.now !== undefined ? loaded.now
+      : at.value ? instant(day, at.value, zone).getTime() : span.from;
+    const from = Math.min(Math.max(around - length / 2, span.from), span.to - length);
+    view = { from, to: from + length };
+    const tick = (ms) => (ms >= span.to ? "24:00" : clock(new Date(ms), zone).slice(0, 5));
+    hours.replaceChildren(...[0, 1, 2, 3, 4].map((i) => el("span", {}, tick(view.from + (i * length) / 4))));
+  }
+
+  function draw() {
+    if (!timeline) return;
+    frame();
     const ms = (list) => list.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end) }));
     const layers = {
       recorded,
@@ -142,11 +160,13 @@ export function archiveCard({ camera, zone }, exporter) {
       clips: ms(timeline.clips),
       offline: outages(timeline.availability, span.from, span.to),
     };
+    const least = (MIN_PX * WIDTH) / (bar.clientWidth || 300);
     bar.replaceChildren(svg("rect", { class: "track", x: 0, y: 12, width: WIDTH, height: 16 }));
     for (const [kind, , y, height] of LAYERS) {
       for (const s of layers[kind]) {
-        const left = x(Math.max(s.start, span.from));
-        const width = Math.max(x(Math.min(s.end, span.to)) - left, 2);
+        if (s.end <= view.from || s.start >= view.to) continue;
+        const left = x(Math.max(s.start, view.from));
+        const width = Math.max(x(Math.min(s.end, view.to)) - left, kind === "recorded" ? least : 2);
         bar.append(svg("rect", { class: kind, x: left, y, width, height }));
       }
     }
@@ -160,25 +180,25 @@ export function archiveCard({ camera, zone }, exporter) {
   async function load() {
     span = { from: instant(day, "00:00:00", zone).getTime(), to: instant(nextDay(day), "00:00:00", zone).getTime() };
     try {
-      const timeline = await api(`${base}/timeline?start=${new Date(span.from).toISOString()}&end=${new Date(span.to).toISOString()}`);
+      timeline = await api(`${base}/timeline?start=${new Date(span.from).toISOString()}&end=${new Date(span.to).toISOString()}`);
       recorded = timeline.recorded.map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end) }));
-      draw(timeline);
       if (recorded.length && !at.value) {
         const first = recorded[0];
         at.value = clock(new Date(Math.max(first.start, span.from)), zone);
         exporter.fill(day, new Date(first.start), new Date(Math.min(first.end, first.start + CLIP_MS)));
       }
+      draw();
     } catch (error) {
       say(error.message, "error");
     }
   }
 
   /** Where a click at `ms` plays from: there, inside a recording; else the start of the
-   *  nearest recording within SNAP of the day (a short one is drawn wider than it is); or null. */
+   *  nearest recording within SNAP of the window (a short one is drawn wider); or null. */
   function snap(ms) {
     if (recorded.some((s) => s.start <= ms && ms < s.end - 1000)) return ms;
     let best = null;
-    let distance = SNAP * (span.to - span.from);
+    let distance = SNAP * (view.to - view.from);
     for (const s of recorded) {
       const away = ms < s.start ? s.start - ms : ms - s.end;
       if (away <= distance) { best = s.start; distance = away; }
@@ -211,9 +231,10 @@ export function archiveCard({ camera, zone }, exporter) {
 
   bar.addEventListener("click", (event) => {
     const box = bar.getBoundingClientRect();
-    playFrom(span.from + ((event.clientX - box.left) / box.width) * (span.to - span.from));
+    playFrom(view.from + ((event.clientX - box.left) / box.width) * (view.to - view.from));
   });
   play.addEventListener("click", () => at.value && playFrom(instant(day, at.value, zone).getTime()));
+  zoom.addEventListener("change", draw);
   picker.addEventListener("change", () => {
     if (!picker.value) return;
     day = picker.value;
