@@ -142,9 +142,16 @@ class Provisioner:
             if own:
                 session.close()
 
+    @staticmethod
+    def refuse_ended(contract: Contract) -> None:
+        """A terminated contract only waits for its purge: nothing is added or resumed."""
+        if contract.status in (ContractStatus.TERMINATED, ContractStatus.PURGING):
+            raise Conflict(f"contract {contract.number} is terminated")
+
     def add_home(self, number: str, address: str, time_zone: str = DEFAULT_TIME_ZONE) -> Home:
         with self.db.transaction() as session:
             contract = self.get_contract(number, session)
+            self.refuse_ended(contract)
             home = Home(
                 uid=secrets.token_hex(5),
                 address=address,
@@ -158,9 +165,10 @@ class Provisioner:
         """Suspend (disable every device account, which drops them) or resume."""
         with self.db.transaction() as session:
             contract = self.get_contract(number, session)
+            self.refuse_ended(contract)
             target = ContractStatus.SUSPENDED if suspended else ContractStatus.ACTIVE
             if contract.status != target:
-                devices = self._live_devices(session, contract.id)
+                devices = self.live_devices(session, contract.id)
                 try:
                     for device in devices:
                         self._broker(
@@ -181,7 +189,7 @@ class Provisioner:
     # --- devices ----------------------------------------------------------
 
     @staticmethod
-    def _live_devices(session: Session, contract_id: int) -> list[Device]:
+    def live_devices(session: Session, contract_id: int) -> list[Device]:
         return list(
             session.scalars(
                 select(Device)
@@ -193,7 +201,7 @@ class Provisioner:
     def list_devices(self, number: str) -> list[tuple[Device, DeviceTopics]]:
         with self.db.session() as session:
             contract = self.get_contract(number, session)
-            return [(d, self.topics_for(d)) for d in self._live_devices(session, contract.id)]
+            return [(d, self.topics_for(d)) for d in self.live_devices(session, contract.id)]
 
     def create_device(
         self,
@@ -205,6 +213,7 @@ class Provisioner:
     ) -> DeviceCredentials:
         with self.db.transaction() as session:
             contract = self.get_contract(number, session)
+            self.refuse_ended(contract)
             home = self._pick_home(contract, home_uid)
             clash = session.scalars(
                 select(Device.id).where(
@@ -316,7 +325,7 @@ class Provisioner:
         with self.db.transaction() as session:
             contract = self.get_contract(number, session)
             device = self.get_device(session, contract.id, device_uid)
-            self._forget_account(device.mqtt_username, strict=True)
+            self.forget_account(device.mqtt_username, strict=True)
             bridge = self._bridge_of(session, device.home_id)
             if bridge is not None and DeviceKind(device.kind) in ZIGBEE2MQTT_KINDS:
                 # The bridge may no longer speak for it; "not found" is fine.
@@ -331,7 +340,7 @@ class Provisioner:
 
     # --- broker helpers ---------------------------------------------------
 
-    def _forget_account(self, username: str, strict: bool = False) -> None:
+    def forget_account(self, username: str, strict: bool = False) -> None:
         """Delete a device's broker client and role; "not found" counts as done."""
         for call, arg in (
             (self.dynsec.delete_client, username),
@@ -379,7 +388,7 @@ class Provisioner:
             ).all()
         live = {username: status for username, status in rows}
         for username in sorted(broker_users - live.keys()):
-            self._forget_account(username)
+            self.forget_account(username)
             counts["removed"] += 1
         for username, status in live.items():
             if username not in broker_users:

@@ -11,7 +11,7 @@ from zoneinfo import available_timezones
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from gateway.db.models import DEFAULT_TIME_ZONE, Contract, Home
+from gateway.db.models import DEFAULT_TIME_ZONE, Contract, Home, PurgeReport
 
 CONTRACT_NUMBER = r"^[0-9A-Za-z-]{1,32}$"
 DEVICE_ID = r"^[0-9a-z-]{1,32}$"
@@ -144,6 +144,31 @@ class ContractOut(BaseModel):
             email=contract.email,
             terminated_at=contract.terminated_at,
             purge_after=contract.purge_after,
+        )
+
+
+class PurgeOut(BaseModel):
+    """What a terminated contract's purge deleted. ``contract_ref`` is an
+    HMAC of the contract number under the gateway's key, not the number."""
+
+    contract_ref: str
+    terminated_at: datetime
+    purge_after: datetime
+    purged_at: datetime
+    rows: dict[str, int] = Field(description="rows deleted, per table")
+    media_files: int
+    media_bytes: int
+
+    @classmethod
+    def of(cls, report: PurgeReport) -> PurgeOut:
+        return cls(
+            contract_ref=report.contract_ref,
+            terminated_at=report.terminated_at,
+            purge_after=report.purge_after,
+            purged_at=report.purged_at,
+            rows=report.rows,
+            media_files=report.media_files,
+            media_bytes=report.media_bytes,
         )
 
 

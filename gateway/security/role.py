@@ -1,6 +1,8 @@
 """The alarms role: fires stored deadlines, re-sends unacknowledged cases,
-and sends the outbox. One process per site runs it (``moydom run`` includes
-it); a second one is safe — rows are claimed under locks — but not faster.
+and sends the outbox; and, once a minute, purges the terminated contracts
+whose grace period is over (``gateway.db.purge``). One process per site runs
+it (``moydom run`` includes it); a second one is safe — rows are claimed
+under locks — but not faster.
 
 It wakes on the commit notices ingest and the API publish, and polls every
 ``alarms_poll_s`` regardless, so a lost notice costs at most one poll.
@@ -21,11 +23,13 @@ from gateway.broker.client import new_client
 from gateway.broker.tls import client_tls
 from gateway.db.engine import Database
 from gateway.db.models import utcnow
+from gateway.db.purge import MediaDirs, purge_due
 from gateway.db.security_models import AlarmPanel
 from gateway.dispatch.watch import StationWatch
 from gateway.notices import Notice, paho_send, publisher_for, subscriber_for
 from gateway.outbox.sender import OutboxSender
 from gateway.outbox.transports import policies
+from gateway.secrets_store import resolve_secrets
 from gateway.security.panel import security_service
 from gateway.security.resend import resend_due
 from gateway.settings import Settings
@@ -33,10 +37,16 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 
+PURGE_EVERY_S = 60.0
+"""How often terminated contracts are looked at; a purge is due days after."""
+
+
 class AlarmsRole:
     def __init__(self, settings: Settings, db: Database, mqtt_password: str) -> None:
         self.settings = settings
         self.db = db
+        self._purge_key = resolve_secrets(settings).secret_key
+        self._media = MediaDirs(settings.archive_path().resolve(), settings.var_dir.resolve())
         self.security = security_service(settings)
         self._client = new_client(
             f"moydom-alarms-{secrets.token_hex(4)}",
@@ -94,11 +104,22 @@ class AlarmsRole:
         self._stopping = asyncio.Event()
         sender = asyncio.create_task(self.outbox.run())
         clock = asyncio.create_task(self._clock())
+        purges = asyncio.create_task(self._purges())
         self.ready.set()
         await self._stopping.wait()
-        for task in (sender, clock):
+        for task in (sender, clock, purges):
             task.cancel()
-        await asyncio.gather(sender, clock, return_exceptions=True)
+        await asyncio.gather(sender, clock, purges, return_exceptions=True)
+
+    async def _purges(self) -> None:
+        """Terminated contracts past their grace period, purged in a thread of
+        their own: a long purge never holds up an alarm's deadline."""
+        while True:
+            try:
+                await asyncio.to_thread(purge_due, self.db, self._media, self._purge_key, utcnow())
+            except Exception:
+                log.exception("alarms: the purge sweep failed; retrying")
+            await asyncio.sleep(PURGE_EVERY_S)
 
     async def _clock(self) -> None:
         """Deadlines and re-sends, then sleep until the next poll or a wake."""

@@ -1,11 +1,14 @@
 """Admin: contracts, their homes and contact details, as the billing system
-manages them, and the support desk's password reset."""
+manages them, the support desk's password reset, and a contract's end."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from datetime import timedelta
 
-from gateway.api.deps import AdminDep, CtxDep, StreamsDep
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import AddressDep, AdminDep, CtxDep, SessionDep, StreamsDep
 from gateway.api.people_schemas import ContactsIn, PasswordSet
 from gateway.api.revocation import contract_key, owner_key
 from gateway.api.schemas import (
@@ -14,11 +17,15 @@ from gateway.api.schemas import (
     HomeCreate,
     HomeOut,
     NumberPath,
+    PurgeOut,
     errors,
 )
-from gateway.db.models import utcnow
+from gateway.db.models import PurgeReport, utcnow
+from gateway.db.purge import contract_ref
+from gateway.errors import NotFound
 from gateway.people.access import admin_set_password
 from gateway.people.contacts import set_contacts
+from gateway.people.termination import terminate
 
 router = APIRouter(prefix="/admin/contracts", tags=["admin"], responses=errors(401, 404, 409, 503))
 
@@ -73,6 +80,31 @@ def suspend_contract(
 @router.post("/{number}/resume", response_model=ContractOut)
 def resume_contract(number: NumberPath, ctx: CtxDep, _: AdminDep) -> ContractOut:
     return ContractOut.of(ctx.provisioner.set_suspended(number, suspended=False))
+
+
+@router.post("/{number}/terminate", response_model=ContractOut, responses=errors(503))
+def terminate_contract(
+    number: NumberPath, ctx: CtxDep, _: AdminDep, streams: StreamsDep, address: AddressDep
+) -> ContractOut:
+    """End the contract: its devices' broker accounts are deleted (their
+    connections dropped), its owner's and members' tokens refused and open
+    streams closed, its guest passes revoked; after ``purge_after`` (the
+    ``purge_grace_days`` setting) its data and recordings are purged. 409 if
+    it has ended already; nothing undoes it."""
+    grace = timedelta(days=ctx.settings.purge_grace_days)
+    contract = terminate(ctx.provisioner, number, now=utcnow(), grace=grace, address=address)
+    streams.end(contract_key(contract.id))
+    return ContractOut.of(contract)
+
+
+@router.get("/{number}/purge", response_model=PurgeOut)
+def get_purge(number: NumberPath, ctx: CtxDep, _: AdminDep, session: SessionDep) -> PurgeOut:
+    """The report of contract ``number``'s purge (404 until it is purged)."""
+    ref = contract_ref(ctx.secrets.secret_key, number)
+    report = session.scalars(select(PurgeReport).where(PurgeReport.contract_ref == ref)).first()
+    if report is None:
+        raise NotFound(f"contract {number} has not been purged")
+    return PurgeOut.of(report)
 
 
 @router.post("/{number}/homes", status_code=status.HTTP_201_CREATED, response_model=HomeOut)
