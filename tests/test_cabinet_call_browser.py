@@ -11,6 +11,7 @@ broker, ingest, the simulated panel's MQTT side and the database stay outside.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,6 +133,8 @@ def test_a_call_rings_on_every_page_of_the_home_and_one_answers(
                 expect(page.get_by_role("dialog", name="Звонок в домофон")).to_be_visible()
                 page.wait_for_function(PLAYING, timeout=30_000)
                 got.setdefault("focus", []).append(page.evaluate(FOCUS_IN_DIALOG))
+            about = re.compile(r"^entrance-1, кв\. 12, \d{1,2} \S+ \d{2}:\d{2}$")
+            expect(first.locator("#call-about")).to_have_text(about)  # in the home's zone
             fits_phone(first)
             accessible(first)
             screenshot(first, "cabinet-camera-call-ringing")

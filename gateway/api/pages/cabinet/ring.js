@@ -5,8 +5,9 @@
 // door and shows its answer, «Отклонить» / «Завершить» end it. A call answered elsewhere
 // («отвечено»), missed or ended closes the dialog with a short notice in the page's status.
 import { api, ApiError } from "/static/api.js";
-import { el, say, when } from "/static/ui.js";
+import { $, el, say, when } from "/static/ui.js";
 import { watch } from "/app/whep.js";
+import { zoneOf } from "/app/shell.js";
 
 const RECENT_MS = 120_000; // a page opened while a call rings shows it, if it is this fresh
 const VIBRATE = [400, 200, 400, 1000];
@@ -39,7 +40,7 @@ function ring(call) {
   const hangup = el("button", { type: "button", class: "danger hidden" }, "Завершить");
   const dialog = el("dialog", { id: "call", class: "call", "aria-labelledby": "call-title", "aria-describedby": "call-about" },
     el("h2", { id: "call-title" }, "Звонок в домофон"),
-    el("p", { id: "call-about" }, `${call.panel_name}, кв. ${call.flat}, ${when(call.started_at)}`),
+    el("p", { id: "call-about" }, `${call.panel_name}, кв. ${call.flat}`),
     el("div", { class: "call-video" }, video), status,
     el("div", { class: "call-actions" }, answer, door, decline, hangup), tone);
   document.body.append(dialog);
@@ -66,6 +67,10 @@ function ring(call) {
     if (notice) say(`Домофон: ${notice}`);
   };
   state.status = status;
+  api("/me").then((me) => { // the time in the called home's zone
+    const home = me.homes.find((h) => h.id === call.home);
+    $("#call-about", dialog).append(`, ${when(call.started_at, zoneOf(home))}`);
+  }).catch(() => {});
 
   watch(callPath(call, "/whep"), { talk: true })
     .then((session) => {
