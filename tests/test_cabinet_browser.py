@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, WebSocket, expect
 from playwright.sync_api import Error as PlaywrightError
@@ -417,3 +418,30 @@ def test_home_page_weight_and_time_to_interactive(
     weight = sum(sizes) / 1000
     print(f"home page, Fast 3G: {weight:.1f} kB, {len(sizes)} requests, {interactive:.1f} s")
     assert weight < 100 and interactive < 10
+
+
+def test_offline_banner_and_a_suspended_contract(gateway: Gateway, phone: BrowserContext) -> None:
+    gateway.create_contract("5701")
+    url = site(gateway)
+    page = phone.new_page()
+    log_in(page, url, "5701")
+    banner = page.get_by_role("alert").filter(has_text="Нет связи")
+    expect(page).to_have_url(f"{url}/app/")
+    expect(page.get_by_role("link", name="История")).to_be_visible()
+    expect(banner).to_be_hidden()
+    phone.set_offline(True)
+    expect(banner).to_be_visible()
+    checked(page, "cabinet-offline")
+    phone.set_offline(False)
+    expect(banner).to_be_hidden()
+    # Suspended (through the process serving the page, which ends its streams at once): the
+    # open page goes to login, and the login is refused, saying why.
+    r = httpx.post(f"{url}/api/v1/admin/contracts/5701/suspend", headers=gateway.admin)
+    assert r.status_code == 200, r.text
+    expect(page).to_have_url(re.compile(r"/app/login\?next="))
+    page.get_by_label("Номер договора, телефон или e-mail").fill("5701")
+    page.get_by_label("Пароль").fill(PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Договор приостановлен: вход невозможен. Обратитесь в поддержку"
+    )
