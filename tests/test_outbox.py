@@ -104,7 +104,7 @@ def test_sms_alert_arrives_once_after_a_provider_failure(
     first = provider.requests.get(timeout=15)
     second = provider.requests.get(timeout=15)
     assert first[1]["Idempotency-Key"] == second[1]["Idempotency-Key"]
-    assert second[2]["to"] == "+79130000000" and "leak" in second[2]["text"]
+    assert second[2]["to"] == "+79130000000" and "Протечка" in second[2]["text"]
     wait_until(lambda: all(r.sent_at for r in _rows(gw) if r.channel == "sms"), 10)
     assert provider.requests.empty()
     home.close()

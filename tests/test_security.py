@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
@@ -67,7 +68,9 @@ def test_trip_without_code_alarms_dispatch_siren_station_and_mail(
     event = expect_codes(central_station, {"134"})
     assert event["account"] == "1234" and event["event_qualifier"] == "1"
     message = mail[0].expect()
-    assert message["To"] == OWNER_EMAIL and "alarm" in str(message["Subject"])
+    assert message["To"] == OWNER_EMAIL and "Тревога" in str(
+        make_header(decode_header(message["Subject"]))
+    )
 
     alerts = home.gw.http.get("/api/v1/alerts", headers=home.owner).json()["items"]
     assert any(a["category"] == "alarm" and a["kind"] == "alarm" for a in alerts)
@@ -127,7 +130,7 @@ def test_leak_while_disarmed_opens_a_case(
     assert case["alarm"] == "leak" and case["contact_id"] == 154
     assert home.panel()["status"] == "disarmed"
     assert expect_codes(central_station, {"154"})["ri"] == f"{_number(home, 'bath'):03d}"
-    assert "leak" in str(mail[0].expect()["Subject"])
+    assert "Протечка" in str(make_header(decode_header(mail[0].expect()["Subject"])))
 
 
 def _number(home: SecuredHome, name: str) -> int:

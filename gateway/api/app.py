@@ -35,6 +35,7 @@ from gateway.api.routes import (
     members,
     passes,
     password,
+    push,
     security,
 )
 from gateway.context import AppContext
@@ -81,6 +82,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         members,
         audit,
         passes,
+        push,
     ):
         api.include_router(module.router)
     app.include_router(api)

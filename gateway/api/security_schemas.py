@@ -15,7 +15,7 @@ Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")]
 Login = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{3,64}$")]
 Account = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{3,16}$")]
 Category = Literal["alarm", "leak", "trouble", "security", "intercom", "gate"]
-NotifyChannel = Literal["app", "email", "sms"]
+NotifyChannel = Literal["app", "email", "sms", "push"]
 Resolution = Literal["false_alarm", "real", "cancelled_by_subscriber", "test"]
 
 

@@ -1,4 +1,5 @@
-"""Subscriber notifications: the e-mail and SMS transports behind the outbox.
+"""Subscriber notifications: the e-mail, SMS and Web Push transports behind the
+outbox, the subscriptions push goes to, and the Russian texts all of them say.
 
 Each transport makes one attempt and reports failure as a
 ``NotificationError`` that says whether trying again can help; retries,

@@ -35,11 +35,11 @@ class HttpSmsSender:
     timeouts are temporary.
     """
 
-    def __init__(self, url: str, api_key: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, api_key: str | None, *, timeout_s: float = 10.0) -> None:
+        """Without ``api_key`` no ``Authorization`` header is sent at all."""
         self._url = url
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}
-        )
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
 
     async def send(self, to: str, text: str, key: str) -> None:
         """Ask the provider to send ``text`` to ``to``."""

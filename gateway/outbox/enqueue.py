@@ -21,6 +21,7 @@ class Channel(StrEnum):
     CENTRAL_STATION = "central_station"
     EMAIL = "email"
     SMS = "sms"
+    PUSH = "push"
 
 
 def enqueue(

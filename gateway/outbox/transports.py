@@ -1,26 +1,35 @@
 """The outbox's transports, built from the settings: MQTT commands to
-devices, Contact ID to the central station, e-mail and SMS."""
+devices, Contact ID to the central station, e-mail, SMS and Web Push."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.db.engine import Database
+from gateway.db.intercom_models import Call, CallState
 from gateway.db.models import utcnow
+from gateway.db.push_models import PushSubscription
 from gateway.dispatch.station import RETRY_CAP_S, CentralStation
 from gateway.dispatch.watch import StationWatch
+from gateway.notify import subscriptions
 from gateway.notify.email import EmailMessage, SmtpSender
 from gateway.notify.errors import NotificationError
 from gateway.notify.sms import HttpSmsSender
+from gateway.notify.webpush import PushMessage, Subscription, SubscriptionGone, WebPushSender
 from gateway.outbox.enqueue import Channel
 from gateway.outbox.sender import ChannelPolicy, SendError
+from gateway.secrets_store import resolve_secrets
 from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -74,7 +83,7 @@ class Email:
 class Sms:
     def __init__(self, settings: Settings) -> None:
         assert settings.sms_url is not None
-        api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else ""
+        api_key = settings.sms_api_key.get_secret_value() if settings.sms_api_key else None
         self.sender = HttpSmsSender(settings.sms_url, api_key)
 
     async def __call__(self, key: str, payload: dict[str, Any]) -> None:
@@ -84,12 +93,71 @@ class Sms:
             raise SendError(str(exc), permanent=exc.permanent) from exc
 
 
+class Push:
+    """Web Push to one subscription. What is sent is decided again at sending
+    time: a subscription removed meanwhile gets nothing, a call's push goes
+    only while the call still rings and lives (TTL) what is left of its ring,
+    others until their ``expires_at``. A push service that no longer knows
+    the subscription (404/410) gets it deleted."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        key = resolve_secrets(settings).vapid_private_key
+        self.sender = WebPushSender(key, settings.push_subject)
+        self.db = db
+        self.ring = timedelta(seconds=settings.call_ring_timeout_s)
+
+    async def __call__(self, key: str, payload: dict[str, Any]) -> None:
+        target = await asyncio.to_thread(self._target, payload)
+        if target is None:
+            log.info("push %s: nothing to send (unsubscribed, call over or expired)", key)
+            return
+        to, ttl = target
+        message = PushMessage(
+            data=json.dumps(payload["message"], ensure_ascii=False).encode(),
+            ttl_s=ttl,
+            topic=payload["topic"],
+            urgency=payload["urgency"],
+        )
+        try:
+            await self.sender.send(to, message)
+        except SubscriptionGone as exc:
+            await asyncio.to_thread(self._forget, payload["subscription"])
+            raise SendError(str(exc), permanent=True) from exc
+        except NotificationError as exc:
+            raise SendError(str(exc), permanent=exc.permanent) from exc
+
+    def _target(self, payload: dict[str, Any]) -> tuple[Subscription, int] | None:
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(PushSubscription, payload["subscription"])
+            if row is None:
+                return None
+            to = Subscription(row.endpoint, row.p256dh, row.auth)
+            if payload.get("ringing_call") is not None:
+                call = session.get(Call, payload["ringing_call"])
+                if call is None or call.state != CallState.RINGING:
+                    return None
+                until = call.started_at + self.ring
+            else:
+                until = datetime.fromisoformat(payload["expires_at"])
+        ttl = int((until - now).total_seconds())
+        return (to, ttl) if ttl >= 1 else None
+
+    def _forget(self, sub_id: int) -> None:
+        with self.db.transaction() as session:
+            subscriptions.forget(session, sub_id)
+
+
 def policies(
-    settings: Settings, client: mqtt.Client, watch: StationWatch | None = None
+    settings: Settings,
+    client: mqtt.Client,
+    watch: StationWatch | None = None,
+    db: Database | None = None,
 ) -> dict[Channel, ChannelPolicy]:
     """The configured channels; the security service queues nothing for the
     others (``security_service``). ``watch`` makes the central station's
-    failures visible (``gateway.dispatch.watch``)."""
+    failures visible (``gateway.dispatch.watch``). Web Push needs the
+    database (``db``, else the watch's) and is always on: its keys are ours."""
     out = {Channel.MQTT: ChannelPolicy(MqttCommands(client), max_attempts=5, max_backoff_s=5)}
     if settings.central_station_host:
         out[Channel.CENTRAL_STATION] = ChannelPolicy(
@@ -100,4 +168,9 @@ def policies(
         out[Channel.EMAIL] = ChannelPolicy(Email(settings), max_attempts=attempts)
     if settings.sms_url:
         out[Channel.SMS] = ChannelPolicy(Sms(settings), max_attempts=attempts)
+    database = db if db is not None else (watch.db if watch is not None else None)
+    if database is not None:
+        out[Channel.PUSH] = ChannelPolicy(
+            Push(settings, database), max_attempts=attempts, max_backoff_s=10
+        )
     return out
