@@ -66,7 +66,10 @@ export function sensorsCard({ home, zone, devices }) {
   }
 
   const stop = listen((m) => {
-    if (m.type === "resync") load();
+    if (m.type === "resync") { // events were missed: start the fold again from the stored ones
+      known.forEach((_, id) => known.set(id, {}));
+      load().catch(() => {});
+    }
     if (m.type === "event" && known.has(m.event.device)) {
       fold(known.get(m.event.device), m.event, true);
       draw();
