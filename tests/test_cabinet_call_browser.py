@@ -2,7 +2,8 @@
 and a simulated panel (MQTT) with a real RTSP stream and back-channel: the call rings on two open
 cabinet pages of the called home (a modal dialog with the panel's video, the ringtone playing,
 the focus inside), one answers and the other closes with «отвечено»; the member's microphone (a
-1000 Hz WAV) reaches the panel; «Открыть дверь» shows the panel's answer; «Завершить» ends it.
+1000 Hz WAV) reaches the panel; «Открыть дверь» shows the panel's answer; «Завершить» ends it;
+the next call, declined on one page, closes on the other.
 A page of the neighbour's contract, open the whole time, never rings.
 
 The browser, the gateway's HTTP server (its WebRTC sessions, RTSP reader and back-channel) and
@@ -156,6 +157,13 @@ def test_a_call_rings_on_every_page_of_the_home_and_one_answers(
             dialog.get_by_role("button", name="Завершить").click()
             expect(first.get_by_role("dialog")).to_have_count(0)
             got["first_status"] = first.locator("#status").inner_text()
+
+            panel.dial("12")  # the next visitor: declined on one page, gone from the other
+            expect(first.get_by_role("dialog")).to_be_visible()
+            second.get_by_role("dialog").get_by_role("button", name="Отклонить").click()
+            for page in (first, second):
+                expect(page.get_by_role("dialog")).to_have_count(0)
+                expect(page.locator("#status")).to_have_text("Домофон: вызов отклонён")
             got["neighbour_rang"] = other.evaluate("window.rang === true")
             got["neighbour_calls"] = other.evaluate(CALLS)
             screenshot(first, "cabinet-camera-call-ended")
