@@ -119,6 +119,15 @@ def holds_everything(session: Session, principal: Principal) -> bool:
     return all(grants.get(home, set()) >= ALL_PERMISSIONS for home in homes)
 
 
+def visible_homes(session: Session, principal: Principal) -> set[int] | None:
+    """The homes whose history (events, alerts, calls) the caller sees: None
+    for the owner (every home of the contract); for a member, the homes where
+    they hold any permission."""
+    if principal.member_id is None:
+        return None
+    return {home for home, granted in held(session, principal.member_id).items() if granted}
+
+
 def principal_from_token(ctx: AppContext, session: Session, token: str) -> Principal:
     """A subscriber token for code that checks only the contract (streams, live
     view, signed media): a member is let through only if they may do everything."""
@@ -152,6 +161,11 @@ MEMBER_RULES: Final[dict[str, str]] = {
     "me.me": Rule.ANY,
     "me.my_devices": Rule.ANY,
     "me.my_device": Rule.DEVICE,
+    # Histories: a member sees the homes they hold a permission in (the
+    # routes filter with visible_homes).
+    "events.list_events": Rule.ANY,
+    "alerts.list_alerts": Rule.ANY,
+    "calls.list_calls": Rule.ANY,
     "password.change_password": Rule.ANY,
     "audit.my_audit": Rule.OWNER,
     "members.list_members": Rule.OWNER,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
+from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep, visible_homes
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import errors
 from gateway.api.security_schemas import AlertPage, Category, NotificationSettings
@@ -28,10 +28,13 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     category: Category | None = None,
 ) -> AlertPage:
-    """The caller's alerts, newest first; pass ``next_cursor`` back for older ones."""
+    """The caller's alerts, newest first; pass ``next_cursor`` back for older
+    ones. A member sees the homes they hold a permission in."""
     query = keyset(
         alert_view().where(Alert.contract_id == principal.contract_id), Alert.id, cursor, limit
     )
+    if (homes := visible_homes(session, principal)) is not None:
+        query = query.where(Alert.home_id.in_(homes))
     if category is not None:
         query = query.where(Alert.category == category)
     rows, next_cursor = page(session.execute(query).all(), limit, lambda row: row[0].id)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.api.call_schemas import CallAnswer, CallOut, CallPage, CallState, call_out
 from gateway.api.command_schemas import CommandOut
-from gateway.api.deps import CtxDep, CurrentPrincipal, RowId, SessionDep
+from gateway.api.deps import CtxDep, CurrentPrincipal, RowId, SessionDep, visible_homes
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.routes.commands import deliver
 from gateway.api.schemas import DEVICE_ID, errors
@@ -47,10 +47,13 @@ def list_calls(
     home: Annotated[str | None, Query(pattern=DEVICE_ID)] = None,
     state: CallState | None = None,
 ) -> CallPage:
-    """The intercom calls of the caller's homes, newest first: the home's call history."""
+    """The intercom calls of the caller's homes, newest first: the home's call
+    history. A member sees the homes they hold a permission in."""
     query = keyset(
         call_view().where(Call.contract_id == principal.contract_id), Call.id, cursor, limit
     )
+    if (homes := visible_homes(session, principal)) is not None:
+        query = query.where(Call.home_id.in_(homes))
     if home is not None:
         query = query.where(Home.uid == home)
     if state is not None:

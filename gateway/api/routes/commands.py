@@ -20,7 +20,7 @@ from gateway.api.command_schemas import (
     CommandPage,
     command_out,
 )
-from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
+from gateway.api.deps import CtxDep, CurrentPrincipal, OwnedHome, SessionDep
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import DeviceIdPath, HomeIdPath, errors
 from gateway.commands import records
@@ -29,7 +29,7 @@ from gateway.commands.sender import NotSent
 from gateway.commands.views import command_of, command_view, owned_command
 from gateway.context import AppContext
 from gateway.db.command_models import Command, CommandStatus
-from gateway.db.models import Home, utcnow
+from gateway.db.models import utcnow
 from gateway.errors import Unavailable
 from gateway.live import LiveEvent, Subscription
 from gateway.security.panel import security_service
@@ -73,14 +73,17 @@ def get_command(
 @router.get("/commands", response_model=CommandPage, responses=errors(422))
 def list_commands(
     *,
-    home_id: HomeIdPath,
+    home: OwnedHome,
     principal: CurrentPrincipal,
     session: SessionDep,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CommandPage:
-    """Every command of the home, newest first (the history of who opened what)."""
-    query = command_view().where(Command.contract_id == principal.contract_id, Home.uid == home_id)
+    """Every command of the home, newest first (the history of who opened
+    what); another contract's home is a 404, like an unknown one."""
+    query = command_view().where(
+        Command.contract_id == principal.contract_id, Command.home_id == home.id
+    )
     rows, next_cursor = page(
         session.execute(keyset(query, Command.id, cursor, limit)).all(),
         limit,

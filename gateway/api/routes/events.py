@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 
-from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep
+from gateway.api.deps import CtxDep, CurrentPrincipal, SessionDep, visible_homes
 from gateway.api.pagination import Cursor, keyset, page
 from gateway.api.schemas import DEVICE_ID, EventOut, EventPage, errors
 from gateway.api.shown import alert_out
@@ -59,10 +59,13 @@ def list_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> EventPage:
-    """The caller's events, newest first; pass ``next_cursor`` back for older ones."""
+    """The caller's events, newest first; pass ``next_cursor`` back for older
+    ones. A member sees the homes they hold a permission in."""
     query = keyset(
         event_view().where(Event.contract_id == principal.contract_id), Event.id, cursor, limit
     )
+    if (homes := visible_homes(session, principal)) is not None:
+        query = query.where(Event.home_id.in_(homes))
     if home is not None:
         query = query.where(Home.uid == home)
     if device is not None:
