@@ -35,7 +35,9 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser(tmp_path / "profile", PHONE) as context:
+    """The owner's phone. The cabinet's service worker is kept out: these journeys test the
+    pages and the API, and a worker's copy must not stand in for the gateway's answer."""
+    with browser(tmp_path / "profile", PHONE, service_workers="block") as context:
         yield context
 
 
@@ -45,7 +47,7 @@ def other_phone(phone: BrowserContext) -> Iterator[BrowserContext]:
     localStorage, so its own login or none."""
     assert phone.browser is not None
     context = phone.browser.new_context(
-        viewport=PHONE, locale="ru-RU", timezone_id="Asia/Novosibirsk"
+        viewport=PHONE, locale="ru-RU", timezone_id="Asia/Novosibirsk", service_workers="block"
     )
     context.set_default_timeout(15_000)
     yield context
@@ -284,14 +286,21 @@ def test_notification_settings_are_saved_and_read_back(
 ) -> None:
     gateway.create_contract("5604")
     url = site(gateway)
+    push = gateway.http.get("/app/push.js").status_code == 200  # Web Push served here
     page = phone.new_page()
     log_in(page, url, "5604", path="/app/settings")
     expect(page.get_by_label("Тревога: SMS")).to_be_checked()  # the defaults
     expect(page.get_by_label("Ворота и двери: E-mail")).not_to_be_checked()
+    switch = page.get_by_label("Push-уведомления на этом устройстве")
+    if push:
+        expect(switch).to_be_visible()
+        expect(switch).not_to_be_checked()
+    else:
+        expect(switch).to_be_hidden()
     checked(page)
     page.get_by_label("Тревога: SMS").uncheck()
     page.get_by_label("Ворота и двери: E-mail").check()
-    for name in ("В приложении", "E-mail", "SMS"):
+    for name in ("В приложении", "E-mail", "SMS", *(["Push"] if push else [])):
         page.get_by_label(f"Звонки домофона: {name}").uncheck()
     page.get_by_label("E-mail", exact=True).fill("owner@example.org")
     page.get_by_label("Телефон для SMS").fill("+79130005604")
@@ -299,6 +308,7 @@ def test_notification_settings_are_saved_and_read_back(
     expect(page.get_by_role("status")).to_have_text("Настройки уведомлений сохранены")
     page.reload()
     expect(page.get_by_label("Тревога: SMS")).not_to_be_checked()
+    expect(page.get_by_label("Тревога: E-mail")).to_be_checked()
     expect(page.get_by_label("Ворота и двери: E-mail")).to_be_checked()
     expect(page.locator(".none[data-category='intercom']")).to_have_text("не сообщать")
     expect(page.get_by_label("E-mail", exact=True)).to_have_value("owner@example.org")
@@ -307,8 +317,9 @@ def test_notification_settings_are_saved_and_read_back(
     )
     checked(page, "cabinet-settings")
     saved = gateway.http.get(f"{API}/me/notifications", headers=gateway.login("5604")).json()
-    assert saved["channels"]["alarm"] == ["app", "email"]
-    assert saved["channels"]["gate"] == ["app", "email"]
+    assert "sms" not in saved["channels"]["alarm"]
+    assert {"app", "email"} <= set(saved["channels"]["alarm"])
+    assert "email" in saved["channels"]["gate"]
     assert saved["channels"]["intercom"] == []
     assert (saved["email"], saved["phone"]) == ("owner@example.org", "+79130005604")
 

@@ -1,6 +1,7 @@
 // Settings: where and how the contract is told of each class of event (GET/PUT
-// /me/notifications: in the app, e-mail, SMS — or nothing), the addresses e-mail and SMS go to,
-// push on this device (cabinet/push.js, when it exists), and the way to change the password.
+// /me/notifications: in the app, e-mail, SMS, push — or nothing), the addresses e-mail and SMS
+// go to, push on this device, and the way to change the password. Push (its column and the
+// switch) is offered only where the gateway serves cabinet/push.js, which comes with it.
 import { api, ApiError } from "/static/api.js";
 import { el, $, say } from "/static/ui.js";
 import { startPage } from "/app/shell.js";
@@ -9,31 +10,30 @@ const CATEGORIES = [
   ["alarm", "Тревога"], ["leak", "Протечка"], ["trouble", "Неисправности"],
   ["security", "Охрана: постановка и снятие"], ["intercom", "Звонки домофона"], ["gate", "Ворота и двери"],
 ];
-const CHANNELS = [["app", "В приложении"], ["email", "E-mail"], ["sms", "SMS"]];
 const page = await startPage({ title: "Настройки", active: "settings" });
+const pushModule = await import("/app/push.js").catch(() => null);
+const CHANNELS = [["app", "В приложении"], ["email", "E-mail"], ["sms", "SMS"]];
+if (pushModule) CHANNELS.push(["push", "Push"]);
 
 $("#account").textContent = page.me.role === "owner"
   ? `Договор ${page.me.contract}`
   : `Логин ${page.me.login} (член семьи, договор ${page.me.contract})`;
 
-function table(channels) {
-  const rows = CATEGORIES.map(([key, label]) => {
+/** One group per event class, a check box per channel; none checked reads «не сообщать». */
+function choices(channels) {
+  return el("div", { class: "stack", id: "channels" }, CATEGORIES.map(([key, label]) => {
     const chosen = channels[key] || [];
     const none = el("span", { class: "muted none", dataset: { category: key } }, chosen.length ? "" : "не сообщать");
-    const boxes = CHANNELS.map(([channel, name]) => el("td", {},
-      el("input", {
-        type: "checkbox", name: `${key}:${channel}`, checked: chosen.includes(channel), "aria-label": `${label}: ${name}`,
-        onchange: (event) => {
-          const row = event.target.closest("tr");
-          none.textContent = row.querySelector("input:checked") ? "" : "не сообщать";
-        },
-      })));
-    return el("tr", {}, el("th", { scope: "row" }, label, " ", none), boxes);
-  });
-  return el("div", { class: "scroll-x" }, el("table", { id: "channels" },
-    el("caption", { class: "visually-hidden" }, "Каналы уведомлений по видам событий"),
-    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Событие"), CHANNELS.map(([, name]) => el("th", { scope: "col" }, name)))),
-    el("tbody", {}, rows)));
+    const group = el("fieldset", { dataset: { category: key } },
+      el("legend", {}, label, " ", none),
+      el("div", { class: "checks" }, CHANNELS.map(([channel, name]) => el("label", { class: "check" },
+        el("input", { type: "checkbox", name: `${key}:${channel}`, checked: chosen.includes(channel), "aria-label": `${label}: ${name}` }),
+        name))));
+    group.addEventListener("change", () => {
+      none.textContent = group.querySelector("input:checked") ? "" : "не сообщать";
+    });
+    return group;
+  }));
 }
 
 async function notifications() {
@@ -51,7 +51,7 @@ async function notifications() {
   const form = el("form", { class: "card stack", id: "notifications", "aria-labelledby": "notify-title", novalidate: true },
     el("h2", { id: "notify-title" }, "Уведомления"),
     el("p", { class: "muted" }, "Как сообщать о каждом виде событий. Ничего не отмечено — не сообщать."),
-    table(current.channels),
+    choices(current.channels),
     el("h3", {}, "Куда присылать"),
     el("div", { class: "form" },
       el("label", {}, "E-mail", el("input", { name: "email", type: "email", autocomplete: "email", value: current.email || "" })),
@@ -79,22 +79,23 @@ async function notifications() {
   $("#push").before(form);
 }
 
-/** The push switch, only where cabinet/push.js exists and the browser can push. */
-async function push() {
-  let module;
-  try {
-    module = await import("/app/push.js");
-  } catch {
-    return; // no push on this gateway: the switch stays hidden
-  }
+/** The push switch on this device: "on", "off", "denied" or "unsupported" (push.js). */
+async function push(module) {
   const box = $("#push-switch");
   const note = $("#push-note");
   const state = async () => {
-    const now = await module.pushState();
-    box.checked = now === "on" || now === true;
+    let now;
+    try {
+      now = await module.pushState();
+    } catch (error) {
+      now = "unknown";
+      note.textContent = error.message || "Не удалось узнать, включены ли push-уведомления";
+    }
+    box.checked = now === "on";
     box.disabled = now === "unsupported" || now === "denied";
-    note.textContent = now === "denied" ? "Уведомления запрещены в настройках браузера."
-      : now === "unsupported" ? "Этот браузер не умеет push-уведомления." : "";
+    if (now === "denied") note.textContent = "Уведомления запрещены в настройках браузера.";
+    else if (now === "unsupported") note.textContent = "Этот браузер не умеет push-уведомления.";
+    else if (now !== "unknown") note.textContent = "";
   };
   box.addEventListener("change", async () => {
     box.disabled = true;
@@ -110,4 +111,4 @@ async function push() {
   await state();
 }
 
-await Promise.all([notifications(), push()]);
+await Promise.all([notifications(), pushModule ? push(pushModule) : null]);
