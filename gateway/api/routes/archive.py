@@ -29,7 +29,7 @@ from gateway.context import AppContext
 from gateway.db.media_models import Clip, Export, MotionSpan, Recording
 from gateway.db.models import Contract, Device, Event
 from gateway.db.security_models import Case, CaseStatus
-from gateway.errors import Invalid, InvalidCredentials, NotFound
+from gateway.errors import Forbidden, Invalid, InvalidCredentials, NotFound
 from gateway.recording.exports import Exporter, pieces
 from recorder.export import ExportError, export
 from recorder.snapshot import SnapshotError, snapshot
@@ -42,13 +42,23 @@ MP4 = "video/mp4"
 
 
 def media_contract(request: Request, ctx: CtxDep, session: SessionDep, creds: BearerDep) -> int:
-    """A bearer token, or a signed URL (``gateway.api.signed``) for this very resource."""
+    """A bearer token, or a signed URL (``gateway.api.signed``) for this very resource.
+    A URL signed for a dispatcher names its case (``case``, under the signature) and works
+    only while that case is open: closing it revokes the URL at once (403), whatever its
+    expiry says."""
     if creds is not None:
         return principal_from_token(ctx, session, creds.credentials).contract_id
     contract_id = verify(ctx.secrets.secret_key, request)
     contract = session.get(Contract, contract_id) if contract_id is not None else None
     if contract is None or not contract.active:
         raise InvalidCredentials("bearer token or a valid signed URL required")
+    case_id = request.query_params.get("case")
+    if case_id is not None:  # signed together with cid: a number of that contract's case
+        case = session.get(Case, int(case_id))
+        if case is None or case.contract_id != contract.id:
+            raise InvalidCredentials("bearer token or a valid signed URL required")
+        if case.status == CaseStatus.CLOSED:
+            raise Forbidden(f"case {case.id} is closed: its footage is no longer shared")
     return contract.id
 
 
@@ -188,6 +198,28 @@ class PlaybackOut(BaseModel):
     expires_in: int
 
 
+def signed_playback(
+    ctx: AppContext,
+    camera: str,
+    start: datetime,
+    end: datetime,
+    *,
+    contract_id: int,
+    case_id: int | None = None,
+) -> PlaybackOut:
+    """Signed URLs of a range's MP4 and of a snapshot at its start; with ``case_id``,
+    valid only while that case is open (a dispatcher's, see :func:`media_contract`)."""
+    key = ctx.secrets.secret_key
+    base = f"/api/v1/cameras/{camera}"
+    extra = {} if case_id is None else {"case": str(case_id)}
+    times = {"start": start.isoformat(), "end": end.isoformat(), **extra}
+    return PlaybackOut(
+        recording=sign(key, f"{base}/recording.mp4", times, contract_id),
+        snapshot=sign(key, f"{base}/snapshot.jpg", {"at": start.isoformat(), **extra}, contract_id),
+        expires_in=SIGNED_TTL_S,
+    )
+
+
 @router.get("/cameras/{device_id}/playback", response_model=PlaybackOut, responses=errors(422))
 def playback(
     camera: OwnedCamera, principal: CurrentPrincipal, ctx: CtxDep, start: datetime, end: datetime
@@ -195,14 +227,7 @@ def playback(
     """Signed URLs for ``<video src>`` and ``<img src>`` (which cannot send a
     bearer token): the range's MP4 and a snapshot at its start."""
     _range(start, end, MAX_PLAYBACK)
-    key, cid = ctx.secrets.secret_key, principal.contract_id
-    base = f"/api/v1/cameras/{camera.uid}"
-    times = {"start": start.isoformat(), "end": end.isoformat()}
-    return PlaybackOut(
-        recording=sign(key, f"{base}/recording.mp4", times, cid),
-        snapshot=sign(key, f"{base}/snapshot.jpg", {"at": start.isoformat()}, cid),
-        expires_in=SIGNED_TTL_S,
-    )
+    return signed_playback(ctx, camera.uid, start, end, contract_id=principal.contract_id)
 
 
 class ExportRequest(BaseModel):

@@ -25,8 +25,10 @@ from gateway.api.routes.live import (
     OFFER_BODY,
     SDP,
     SessionIdPath,
+    answered,
     ice_servers_for,
     live_of,
+    open_live,
     read_offer,
     viewer_of,
     with_links,
@@ -35,17 +37,13 @@ from gateway.api.schemas import errors
 from gateway.call_media import CallPanel, follow, media_of_call
 from gateway.context import AppContext
 from gateway.errors import (
-    Conflict,
     InvalidCredentials,
     MoydomError,
     NotFound,
-    Unavailable,
 )
 from gateway.people.permissions import Permission
 from gateway.tokens import Principal
 from recorder.backchannel import Talk
-from recorder.live import CameraUnavailable, CodecNotRelayable
-from recorder.live_rtc import OfferError
 
 router = APIRouter(prefix="/calls", tags=["live"], responses=errors(401, 404))
 
@@ -102,7 +100,9 @@ def scope_of(call_id: int) -> str:
 @router.options("/{call_id}/whep", status_code=status.HTTP_204_NO_CONTENT, responses=errors(409))
 def call_whep_options(caller: CallMediaCallerDep, ctx: CtxDep) -> Response:
     """The ICE servers (``Link`` headers) to gather candidates with."""
-    headers = with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal))
+    headers = with_links(
+        {"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal.contract_number)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
@@ -127,25 +127,19 @@ async def call_whep_offer(request: Request, caller: CallMediaCallerDep, ctx: Ctx
         return True
 
     sessions = live_of(ctx)
-    servers = ice_servers_for(ctx.settings, caller.principal)
+    servers = ice_servers_for(ctx.settings, caller.principal.contract_number)
     talk = Talk(call.rtsp_url, timeout_s=ctx.settings.live_open_timeout_s)
-    try:
-        answer = await sessions.open(
-            call.panel,
-            call.rtsp_url,
-            offer,
-            owner=viewer_of(caller.principal, caller.token),
-            ice_servers=servers,
-            still_allowed=still_allowed,
-            scope=scope_of(call.call_id),
-            talk=talk,
-        )
-    except OfferError as exc:
-        raise MoydomError(str(exc)) from exc
-    except CodecNotRelayable as exc:
-        raise Conflict(str(exc)) from exc
-    except CameraUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
+    answer = await open_live(
+        ctx,
+        call.panel,
+        call.rtsp_url,
+        offer,
+        owner=viewer_of(caller.principal, caller.token),
+        ice_servers=servers,
+        still_allowed=still_allowed,
+        scope=scope_of(call.call_id),
+        talk=talk,
+    )
     sessions.follow(
         answer.session_id,
         follow(
@@ -159,13 +153,7 @@ async def call_whep_offer(request: Request, caller: CallMediaCallerDep, ctx: Ctx
             recheck_s=ctx.settings.stream_recheck_s,
         ),
     )
-    location = f"{request.url.path.rstrip('/')}/{answer.session_id}"
-    return Response(
-        answer.sdp,
-        status_code=status.HTTP_201_CREATED,
-        media_type=SDP,
-        headers=with_links({"Location": location}, servers),
-    )
+    return answered(request, answer, servers)
 
 
 @router.delete(

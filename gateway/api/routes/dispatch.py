@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from gateway.api.deps import CtxDep, CurrentDispatcher, RowId, SessionDep, dispatcher_from_token
 from gateway.api.pagination import Cursor, keyset, page
+from gateway.api.routes import dispatch_media
 from gateway.api.schemas import TokenOut, errors
 from gateway.api.security_schemas import (
     CaseOut,
@@ -42,6 +43,7 @@ from gateway.passwords import burn_verify, verify_password
 from gateway.tokens import DISPATCHER, Principal, issue
 
 router = APIRouter(prefix="/dispatch", tags=["dispatch"], responses=errors(401))
+router.include_router(dispatch_media.router)  # the media of open cases
 
 Filter = Literal["active", "open", "acknowledged", "dispatched", "closed", "all"]
 

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -40,8 +41,9 @@ from gateway.errors import (
 )
 from gateway.settings import Settings
 from gateway.tokens import Principal
+from recorder.backchannel import Talk
 from recorder.live import CameraUnavailable, CodecNotRelayable
-from recorder.live_rtc import LiveSessions, OfferError
+from recorder.live_rtc import Answer, LiveSessions, OfferError
 
 router = APIRouter(prefix="/cameras", tags=["live"], responses=errors(401, 404))
 
@@ -92,9 +94,10 @@ def viewer_of(principal: Principal, token: str) -> tuple[int, bytes]:
     return principal.contract_id, hashlib.sha256(token.encode()).digest()
 
 
-def ice_servers_for(settings: Settings, principal: Principal) -> list[RTCIceServer]:
+def ice_servers_for(settings: Settings, who: str) -> list[RTCIceServer]:
     """The configured STUN/TURN servers; TURN without a username gets coturn REST-API
-    credentials (``expiry:contract``, HMAC-SHA1 of it under the shared secret)."""
+    credentials (``expiry:who``, HMAC-SHA1 of it under the shared secret), ``who`` being the
+    contract number (or ``dispatcher:<login>``)."""
     servers = []
     secret = settings.webrtc_turn_secret
     for server in settings.webrtc_ice_servers:
@@ -102,9 +105,7 @@ def ice_servers_for(settings: Settings, principal: Principal) -> list[RTCIceServ
         credential = server.credential.get_secret_value() if server.credential else None
         is_turn = any(url.startswith("turn") for url in server.urls)
         if username is None and secret is not None and is_turn:
-            username = (
-                f"{int(time.time()) + settings.webrtc_turn_ttl_s}:{principal.contract_number}"
-            )
+            username = f"{int(time.time()) + settings.webrtc_turn_ttl_s}:{who}"
             mac = hmac.new(secret.get_secret_value().encode(), username.encode(), hashlib.sha1)
             credential = base64.b64encode(mac.digest()).decode()
         servers.append(RTCIceServer(urls=server.urls, username=username, credential=credential))
@@ -143,6 +144,51 @@ def with_links(headers: dict[str, str], servers: list[RTCIceServer]) -> dict[str
     return {**headers, "Link": link_header(servers)} if servers else headers
 
 
+async def open_live(
+    ctx: AppContext,
+    camera: str,
+    rtsp_url: str,
+    offer: str,
+    *,
+    owner: object,
+    ice_servers: list[RTCIceServer],
+    still_allowed: Callable[[], bool],
+    scope: str | None = None,
+    talk: Talk | None = None,
+) -> Answer:
+    """Open a live session (camera, call or case), the relay's refusals as API errors:
+    400 for an offer without H.264 video, 409 for a codec that cannot pass without
+    transcoding, 503 when the camera does not stream. Every WHEP route goes through here."""
+    try:
+        return await live_of(ctx).open(
+            camera,
+            rtsp_url,
+            offer,
+            owner=owner,
+            ice_servers=ice_servers,
+            still_allowed=still_allowed,
+            scope=scope,
+            talk=talk,
+        )
+    except OfferError as exc:
+        raise MoydomError(str(exc)) from exc
+    except CodecNotRelayable as exc:
+        raise Conflict(str(exc)) from exc
+    except CameraUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+
+
+def answered(request: Request, answer: Answer, servers: list[RTCIceServer]) -> Response:
+    """WHEP's ``201``: the SDP answer, the session's URL in ``Location``, the ICE servers."""
+    location = f"{request.url.path.rstrip('/')}/{answer.session_id}"
+    return Response(
+        answer.sdp,
+        status_code=status.HTTP_201_CREATED,
+        media_type=SDP,
+        headers=with_links({"Location": location}, servers),
+    )
+
+
 OFFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -163,7 +209,9 @@ ANSWER: dict[int | str, dict[str, Any]] = {
 @router.options("/{device_id}/whep", status_code=status.HTTP_204_NO_CONTENT)
 def whep_options(caller: LiveCallerDep, ctx: CtxDep) -> Response:
     """The ICE servers (``Link`` headers) a viewer should gather candidates with."""
-    headers = with_links({"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal))
+    headers = with_links(
+        {"Accept-Post": SDP}, ice_servers_for(ctx.settings, caller.principal.contract_number)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=headers)
 
 
@@ -186,29 +234,17 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
             return False
         return True
 
-    servers = ice_servers_for(ctx.settings, caller.principal)
-    try:
-        answer = await live_of(ctx).open(
-            caller.camera,
-            caller.rtsp_url,
-            offer,
-            owner=viewer_of(caller.principal, caller.token),
-            ice_servers=servers,
-            still_allowed=still_allowed,
-        )
-    except OfferError as exc:
-        raise MoydomError(str(exc)) from exc
-    except CodecNotRelayable as exc:
-        raise Conflict(str(exc)) from exc
-    except CameraUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
-    location = f"{request.url.path.rstrip('/')}/{answer.session_id}"
-    return Response(
-        answer.sdp,
-        status_code=status.HTTP_201_CREATED,
-        media_type=SDP,
-        headers=with_links({"Location": location}, servers),
+    servers = ice_servers_for(ctx.settings, caller.principal.contract_number)
+    answer = await open_live(
+        ctx,
+        caller.camera,
+        caller.rtsp_url,
+        offer,
+        owner=viewer_of(caller.principal, caller.token),
+        ice_servers=servers,
+        still_allowed=still_allowed,
     )
+    return answered(request, answer, servers)
 
 
 @router.delete(
