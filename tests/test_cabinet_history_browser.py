@@ -17,6 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from tests.conftest import Gateway
 from tests.security_support import SecuredHome, secure
 from tests.test_cabinet_people_browser import checked, db_url, log_in, phone, recorder, site
+from tests.test_calls import entrance, ring
 from tests.test_ingest import wait_until
 
 __all__ = ["db_url", "phone"]  # fixtures
@@ -94,6 +95,12 @@ def test_history_pages_back_filters_and_updates_live(
     expect(page.locator("#history-empty")).to_be_visible()
     form.get_by_label("По дату").fill(today.isoformat())
     expect(page.locator("#history li")).to_have_count(20)
+    # One class of event: only the sensor's own classes are there.
+    form.get_by_label("Какие события").select_option(label="Протечка")
+    expect(page.locator("#history-empty")).to_be_visible()
+    form.get_by_label("Какие события").select_option(label="Движение")
+    expect(page.locator("#history li")).to_have_count(20)
+    assert shown_ids(page) == event_ids(secured, event="motion")[:20]
     checked(page, "cabinet-history")
 
 
@@ -169,3 +176,26 @@ def test_a_second_contract_sees_nothing_of_the_first_in_history(
     for marker in first:
         assert marker not in page.content()
         assert [u for u, b in bodies if marker in b] == [], marker
+
+
+def test_intercom_calls_appear_and_change_live(gateway_factory: Any, phone: BrowserContext) -> None:
+    gw: Gateway = gateway_factory(call_ring_timeout_s=3.0, alarms_poll_s=0.2)
+    site_ = entrance(gw)
+    gw.start_alarms()
+    url = site(gw)
+    page = phone.new_page()
+    log_in(page, url, "4312", path="/app/history")
+    page.locator("#filters").get_by_label("Что показать").select_option("calls")
+    expect(page.locator("#history-empty")).to_be_visible()
+    ring(gw, site_["panel"], {"event": "call", "call_id": "h1", "apartment": "12"})
+    call = page.locator("#history li[data-kind='call']")
+    expect(call).to_have_count(1)
+    expect(call).to_contain_text("Звонок домофона: звонит")
+    expect(call).to_contain_text("квартира 12")
+    # Nobody answers: the same entry turns into a missed call, without a reload.
+    expect(call).to_contain_text("Звонок домофона: пропущен", timeout=20_000)
+    expect(call).to_have_count(1)
+    checked(page, "cabinet-history-calls")
+    # «Всё» shows the call's history lines among the events.
+    page.locator("#filters").get_by_label("Что показать").select_option("all")
+    expect(page.locator("#history")).to_contain_text("Звонок домофона: пропущен")

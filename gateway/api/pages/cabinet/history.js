@@ -6,7 +6,7 @@ import { api, ApiError } from "/static/api.js";
 import { el, $, say, when } from "/static/ui.js";
 import { startPage } from "/app/shell.js";
 import { feed, midnight } from "/app/history-feed.js";
-import { alertItem, auditItem, callItem, commandItem, eventItem } from "/app/history-items.js";
+import { EVENT_NAMES, alertItem, auditItem, callItem, commandItem, eventItem } from "/app/history-items.js";
 
 const page = await startPage({ title: "История", active: "history" });
 const form = $("#filters");
@@ -16,6 +16,7 @@ const empty = $("#history-empty");
 const LIMIT = 20;
 
 if (page.me.role !== "owner") form.kind.querySelector("option[value='audit']").remove();
+form.event.append(...Object.entries(EVENT_NAMES).map(([value, label]) => el("option", { value }, label)));
 
 let names = () => "";
 let current = null; // {feed, since, until, kind}
@@ -27,13 +28,13 @@ const q = (params) => {
 };
 
 /** The API lists the kind filter reads, each as a feed source for the chosen home. */
-function sources(kind, home, since, until) {
+function sources(kind, home, since, until, event) {
   const id = home.id;
   const all = {
     events: {
-      fetch: (cursor) => api(`/events${q({ home: id, cursor, limit: LIMIT, since: since?.toISOString(), until: until?.toISOString() })}`),
+      fetch: (cursor) => api(`/events${q({ home: id, event, cursor, limit: LIMIT, since: since?.toISOString(), until: until?.toISOString() })}`),
       time: (e) => e.received_at,
-      keep: (e) => kind !== "all" || !["telemetry", "heartbeat"].includes(e.event),
+      keep: (e) => (event ? e.event === event : kind !== "all" || !["telemetry", "heartbeat"].includes(e.event)),
       show: (e) => eventItem(e, names),
     },
     alerts: {
@@ -67,7 +68,7 @@ function entry({ name, item }) {
   const source = current.sources.find((s) => s.name === name);
   const { title, facts, kind } = source.show(item);
   const at = source.time(item);
-  return el("li", { class: "entry", dataset: { kind, id: String(item.id) } },
+  return el("li", { class: "entry", dataset: { kind, id: String(item.id), key: `${name}:${item.id}` } },
     el("div", { class: "item-head" }, el("strong", {}, title), el("time", { datetime: at }, when(at, page.zone))),
     el("div", { class: "facts" }, facts.filter(Boolean).map((f) => el("span", {}, f))));
 }
@@ -112,11 +113,44 @@ async function load() {
     return;
   }
   const kind = form.kind.value;
+  $("#event-filter").classList.toggle("hidden", kind !== "events");
+  const event = kind === "events" && form.event.value ? form.event.value : null;
   const since = form.since.value ? midnight(form.since.value, page.zone) : null;
   const until = form.until.value ? midnight(form.until.value, page.zone, 1) : null;
-  const chosen = sources(kind, page.home, since, until);
+  const chosen = sources(kind, page.home, since, until, event);
   current = { kind, since, until, sources: chosen, feed: feed(chosen, { since, until }) };
   await next();
+}
+
+/** Calls and commands change state after they are listed: their lists are asked again. */
+const CHANGED = {
+  calls: (m, home) => m.type === "call" && m.call.home === home,
+  commands: (m, home) => m.type === "event" && m.event.event === "command" && m.event.home === home,
+};
+
+/** The first page of a source again: entries already shown are redrawn, new ones go on top. */
+async function refresh(name) {
+  const source = current.sources.find((s) => s.name === name);
+  let items;
+  try {
+    ({ items } = await source.fetch(null));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return;
+  }
+  const fresh = [];
+  for (const item of items) {
+    const key = `${name}:${item.id}`;
+    const shown = list.querySelector(`li[data-key="${CSS.escape(key)}"]`);
+    if (shown) shown.replaceWith(entry({ name, item }));
+    else if (!seen.size || new Date(source.time(item)) >= newest()) fresh.push({ name, item });
+  }
+  add(fresh, { top: true });
+}
+
+function newest() {
+  const first = list.querySelector("time");
+  return first ? new Date(first.getAttribute("datetime")) : new Date(0);
 }
 
 /** A stream message that belongs on top of the list as it is filtered now. */
@@ -125,6 +159,8 @@ function live(message) {
   if (message.type === "resync") return void load();
   const now = new Date();
   if ((current.since && now < current.since) || (current.until && now >= current.until)) return;
+  const changed = Object.entries(CHANGED).find(([name, test]) => current.kind === name && test(message, page.home.id));
+  if (changed) return void refresh(changed[0]);
   const name = message.type === "event" ? "events" : message.type === "alert" ? "alerts" : null;
   const source = current.sources.find((s) => s.name === name);
   const item = message[message.type];
