@@ -25,8 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gateway.api.routes.push import check_endpoint
+from gateway.commands.results import alert_home
+from gateway.db.intercom_models import Call
+from gateway.db.models import utcnow
 from gateway.errors import Invalid
+from gateway.notices import Notice
 from gateway.outbox.transports import Push
+from gateway.security.alerts import AlertWriter
 from gateway.settings import Settings
 from tests.conftest import Gateway
 from tests.security_support import secure
@@ -278,3 +283,18 @@ def test_a_call_is_pushed_while_it_rings_and_410_unsubscribes(
     asyncio.run(Push(gw.settings, gw.ctx.db)("late", late))
     with pytest.raises(queue.Empty):
         push_service.next(timeout=1)
+    # The call's end replaces its ringing notification where the ring was sent
+    # (the hook the call's paths call; the gone browser is unsubscribed by now,
+    # one subscribed after the ring never showed it and gets no end either).
+    subscribe(gw, flat12, push_service.browser("after"))
+    with gw.ctx.db.transaction() as session:
+        home = alert_home(session, session.get_one(Call, call).home_id)
+        AlertWriter(session, home, Notice(), utcnow(), frozenset()).call_over(
+            call, "declined", utcnow()
+        )
+    got_end = push_service.next()
+    end = opened(gw, flat12, push_service, phone, got_end)
+    assert (end["kind"], end["title"]) == ("call_end", "Вызов домофона отклонён")
+    assert got_end.headers["topic"] == f"call-{call}"
+    with pytest.raises(queue.Empty):
+        push_service.next(timeout=2)

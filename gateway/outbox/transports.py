@@ -12,11 +12,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy import select
 
 from gateway.db.engine import Database
 from gateway.db.intercom_models import Call, CallState
 from gateway.db.models import utcnow
 from gateway.db.push_models import PushSubscription
+from gateway.db.security_models import Outbox
 from gateway.dispatch.station import RETRY_CAP_S, CentralStation
 from gateway.dispatch.watch import StationWatch
 from gateway.notify import subscriptions
@@ -97,8 +99,9 @@ class Push:
     """Web Push to one subscription. What is sent is decided again at sending
     time: a subscription removed meanwhile gets nothing, a call's push goes
     only while the call still rings and lives (TTL) what is left of its ring,
-    others until their ``expires_at``. A push service that no longer knows
-    the subscription (404/410) gets it deleted."""
+    the call's end only where its ring was sent, others until ``expires_at``.
+    A push service that no longer knows the subscription (404/410) gets it
+    deleted."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         key = resolve_secrets(settings).vapid_private_key
@@ -138,6 +141,12 @@ class Push:
                 if call is None or call.state != CallState.RINGING:
                     return None
                 until = call.started_at + self.ring
+            elif payload.get("after") is not None:
+                # A call's end replaces its ring: only where the ring was sent.
+                ring = session.scalars(select(Outbox).where(Outbox.key == payload["after"])).first()
+                if ring is None or ring.sent_at is None:
+                    return None
+                until = datetime.fromisoformat(payload["expires_at"])
             else:
                 until = datetime.fromisoformat(payload["expires_at"])
         ttl = int((until - now).total_seconds())

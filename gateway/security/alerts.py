@@ -37,6 +37,11 @@ PUSH_TTL: Final[dict[str, timedelta]] = {
 }
 """How long an undelivered push stays worth showing; others an hour. A call's
 push lives only while the call rings (the outbox transport checks)."""
+CALL_OVER: Final[dict[str, str]] = {
+    "answered": "Вызов домофона принят",
+    "declined": "Вызов домофона отклонён",
+    "ended": "Вызов домофона завершён",
+}
 _RING_KEY = re.compile(r"call-(\d+)-ring")
 _TOPIC = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -112,6 +117,40 @@ class AlertWriter:
             {"kind": "call", "call": int(ring.group(1))} if ring else {"kind": category}
         )
         return self._fan_out(key, category, text, at, push, ringing=ring is not None)
+
+    def call_over(self, call_id: int, state: str, at: datetime) -> None:
+        """A call stopped ringing (``answered``, ``declined``, ``ended``): each
+        browser its ringing push reached gets a quiet one with the same topic,
+        which replaces that notification (or, still queued at the push
+        service, the undelivered ring). Push only; the transport sends it only
+        where the ring was sent (outbox key ``call-<id>-ring-push-<sub>``)."""
+        if "push" not in channels_for(self._preferences(), "intercom"):
+            return
+        targets = subscriptions.recipients(self.session, self.home.contract_id, self.home.home_id)
+        topic = f"call-{call_id}"
+        message = {
+            "kind": "call_end",
+            "call": call_id,
+            "title": CALL_OVER.get(state, CALL_OVER["ended"]),
+            "body": self.home.address,
+            "url": "/app/history",
+            "home": self.home.uid,
+            "topic": topic,
+        }
+        for target in targets:
+            payload = {
+                "message": message,
+                "topic": topic,
+                "urgency": "high",
+                "ringing_call": None,
+                "ended_call": call_id,
+                "after": f"call-{call_id}-ring-push-{target.id}",
+                "expires_at": (at + timedelta(minutes=10)).isoformat(),
+                "subscription": target.id,
+            }
+            key = f"call-{call_id}-over-push-{target.id}"
+            enqueue(self.session, key, Channel.PUSH, payload, self.now)
+            self.changes.outbox = True
 
     def _zone_name(self, uid: str | None) -> str | None:
         device = self.home.device(uid)

@@ -99,10 +99,12 @@ self.addEventListener("push", (event) => {
     data = { body: event.data ? event.data.text() : "" };
   }
   const call = data.kind === "call";
+  const over = data.kind === "call_end"; // replaces its call's ringing notification, quietly
   const options = {
     body: data.body || "",
     tag: data.topic || data.kind || "moydom",
-    renotify: true,
+    renotify: !over,
+    silent: over,
     requireInteraction: call || data.kind === "alarm",
     icon: "/app/icon-192.png",
     badge: "/app/icon-192.png",
