@@ -338,11 +338,6 @@ def test_several_homes_are_picked_and_remembered(gateway: Gateway, phone: Browse
     expect(sensors).to_contain_text("Батарея 55 %")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /api/v1/me builds HomeOut(id, address) without time_zone (gateway/api/routes/"
-    "me.py), so every home shows the default zone; HomeOut.of(h) would carry it",
-)
 def test_dates_are_in_the_home_time_zone(gateway: Gateway, phone: BrowserContext) -> None:
     _, event = two_homes(gateway)
     moscow_time = datetime.fromisoformat(event["received_at"]).astimezone(ZoneInfo("Europe/Moscow"))

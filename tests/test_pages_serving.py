@@ -3,6 +3,7 @@ ETag, pages under the no-inline-script CSP; anything else is 404."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,16 @@ def test_the_root_leads_to_the_cabinet_and_the_live_viewer_stays(gateway: Gatewa
     assert viewer.status_code == 200
     assert "script-src 'self'" in viewer.headers["content-security-policy"]
     assert gateway.http.get("/live/viewer.js").status_code == 200
+
+
+def test_the_service_worker_keeps_every_file_of_the_cabinet_shell() -> None:
+    """A file left out of sw.js's SHELL list would be missing offline."""
+    pages = Path(__file__).resolve().parent.parent / "gateway/api/pages"
+    shell = set(re.findall(r'"(/(?:app|static)/[^"]*)"', (pages / "cabinet/sw.js").read_text()))
+    expected = {"/static/" + f.name for f in (pages / "common").iterdir()}
+    for f in (pages / "cabinet").iterdir():
+        if f.name != "sw.js":
+            page = f.name.removesuffix(".html")
+            expected.add(f"/app/{f.name}" if page == f.name else f"/app/{page}")
+    expected = {"/app/" if e == "/app/index" else e for e in expected}
+    assert expected <= shell, sorted(expected - shell)

@@ -75,6 +75,8 @@ def serve(app: str, name: str, request: Request) -> Response:
         headers.update(_HEADERS, **{"Cache-Control": "no-cache"})
     if name == "sw.js":  # the cabinet's worker controls the whole /app/ scope
         headers["Service-Worker-Allowed"] = f"/{app}/"
+        # A worker runs under its own script's policy: it fetches the pages and assets it caches.
+        headers["Content-Security-Policy"] = "default-src 'self'"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=_TYPES[ext], headers=headers)

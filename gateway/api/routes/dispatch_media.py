@@ -1,7 +1,7 @@
 """A dispatcher's view of an open case's home: its held clips and its cameras live (WHEP), for
-as long as the case is open (``gateway.security.case_media``). Closing the case revokes it:
+as long as the case is open (``gateway.case_media``). Closing the case revokes it:
 the clips' signed URLs answer 403 from then on (they name the case, checked on every request),
-and its live sessions end within a second (:func:`~gateway.security.case_media.follow_case`).
+and its live sessions end within a second (:func:`~gateway.case_media.follow_case`).
 Each look is written to the audit trail."""
 
 from __future__ import annotations
@@ -38,10 +38,7 @@ from gateway.api.routes.live import (
     with_links,
 )
 from gateway.api.schemas import DeviceIdPath, errors
-from gateway.context import AppContext
-from gateway.db.models import utcnow
-from gateway.errors import InvalidCredentials, MoydomError, NotFound
-from gateway.security.case_media import (
+from gateway.case_media import (
     CaseHome,
     case_camera,
     case_cameras,
@@ -49,6 +46,9 @@ from gateway.security.case_media import (
     follow_case,
     open_case,
 )
+from gateway.context import AppContext
+from gateway.db.models import utcnow
+from gateway.errors import InvalidCredentials, MoydomError, NotFound
 
 router = APIRouter(prefix="/cases/{case_id}", responses=errors(401, 403, 404, 422))
 

@@ -38,7 +38,7 @@ def me(principal: CurrentPrincipal, session: SessionDep) -> MeOut:
         contract=contract.number,
         role=principal.role,
         login=principal.who,
-        homes=[HomeOut(id=h.uid, address=h.address) for h in homes],
+        homes=[HomeOut.of(h) for h in homes],
         permissions=permissions,
     )
 
