@@ -52,22 +52,13 @@ STILL_TRUE: dict[tuple[str, str], str] = {
         "docs/devices.md",
         "The gateway stores it but does not yet use it to recognise repeats |",
     ): REPEATS,
-    (
-        "docs/ingest.md",
-        "`health` is `null` until the device's first accepted message. moydom does not yet "
-        "mark a silent device offline on its own: compare `last_seen_at` with the device's "
-        "reporting interval.",
-    ): "silence sets no health field; only the alarm panel's supervision notices it",
     ("docs/operators.md", "No package is built yet."): "installed from the source tree",
     (
         "docs/operators.md",
-        "Not built in this version: retention of events, rejected messages and commands (none "
-        "is ever deleted), a way to retire an ingest worker, and contract deletion.",
+        "Not built in this version: retention of events, rejected messages and commands (they "
+        "are deleted only by a terminated contract's purge, section 6), and a way to retire an "
+        "ingest worker.",
     ): "the list of what this version lacks: each item checked against the code",
-    (
-        "docs/operators.md",
-        "There is no endpoint yet to delete a contract or a home.",
-    ): "no route deletes a contract or a home (gateway/api/routes/; termination is issue 15's)",
 }
 #: ``MOYDOM_*`` variables that are not settings: read by the code itself.
 NOT_SETTINGS = {"MOYDOM_CONFIG", "MOYDOM_DEMO_RTSP_PORT"}
