@@ -35,6 +35,10 @@ class ExportError(Exception):
     (PyAV's and the OS's errors arrive as this: callers see no media library)."""
 
 
+_STEP_S = 0.001
+"""The least step between two decoding times written: coarser than any output time base's tick."""
+
+
 def _seconds(value: int, time_base: Fraction) -> float:
     return float(value * time_base)
 
@@ -70,12 +74,14 @@ def _export(
     last = 0.0
     with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as target:
         mapping: dict[int, Stream] | None = None
+        floor: dict[int, float] = {}
         for n, piece in enumerate(wanted):
             with av.open(str(piece.path)) as source:
                 if mapping is None:
                     mapping = _streams(source, target)
                 last = max(
-                    last, _copy(source, target, mapping, piece=piece, origin=origin, end=end)
+                    last,
+                    _copy(source, target, mapping, floor, piece=piece, origin=origin, end=end),
                 )
             progress((n + 1) / len(wanted))
     os.replace(tmp, out)
@@ -115,6 +121,7 @@ def _copy(
     source: InputContainer,
     target: OutputContainer,
     mapping: dict[int, Stream],
+    floor: dict[int, float],
     *,
     piece: Piece,
     origin: datetime,
@@ -122,7 +129,13 @@ def _copy(
 ) -> float:
     """Copy one segment's packets from ``origin`` to ``end`` (wall clock),
     each placed at its wall-clock offset from ``origin``; returns the last
-    offset written."""
+    offset written.
+
+    ``floor`` is each stream's last decoding time written (seconds). A segment's
+    index start often lies a few milliseconds before the previous one's end (two
+    clocks: the camera's and the writer's); its packets are moved just past the
+    floor rather than dropped (the first is a keyframe the next ones need), since
+    a muxer refuses decoding times that do not increase."""
     base = (piece.start - origin).total_seconds()
     stop_at = (end - piece.start).total_seconds()
     zero: dict[int, int] = {}
@@ -139,7 +152,14 @@ def _copy(
         lag = packet.pts - packet.dts
         packet.pts = round(offset / tb)
         packet.dts = packet.pts - lag
-        packet.stream = mapping[packet.stream.index]
+        index = packet.stream.index
+        below = floor.get(index, -1.0) + _STEP_S - _seconds(packet.dts, tb)
+        if below > 0:
+            shift = round(below / tb) + 1
+            packet.pts += shift
+            packet.dts += shift
+        floor[index] = _seconds(packet.dts, tb)
+        packet.stream = mapping[index]
         target.mux(packet)
         last = max(last, offset)
     return last

@@ -10,6 +10,7 @@ from gateway.db import (
     media_models,
     models,
     people_models,
+    push_models,
     security_models,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "media_models",
     "models",
     "people_models",
+    "push_models",
     "security_models",
 ]
