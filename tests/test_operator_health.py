@@ -121,6 +121,8 @@ def test_filters_and_paging(gateway: Gateway, fleet: dict[str, Any]) -> None:
     second = health(gateway, state="silent", limit=1, cursor=first["next_cursor"])
     assert [d["name"] for d in first["items"] + second["items"]] == ["lost", "door"]
     assert second["next_cursor"] is None
+    # A cursor past devices.id's INTEGER range (any 18 digits are valid) starts at the newest.
+    assert [d["name"] for d in health(gateway, limit=1, cursor="3000000000")["items"]] == ["lost"]
 
 
 def test_silence_starts_after_the_check_in_interval(

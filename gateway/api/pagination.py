@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar, TypeVarTuple
 
 from fastapi import Query
-from sqlalchemy import Select
+from sqlalchemy import BigInteger, Select, literal
 from sqlalchemy.orm import InstrumentedAttribute
 
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
@@ -33,7 +33,10 @@ def keyset(
     """``query`` newest first below ``cursor``, one row more than a page (so
     :func:`page` can tell whether another follows)."""
     query = query.order_by(key.desc()).limit(limit + 1)
-    return query.where(key < decode_cursor(cursor)) if cursor is not None else query
+    if cursor is None:
+        return query
+    # A BIGINT literal: a cursor past an INTEGER column's range is no error
+    return query.where(key < literal(decode_cursor(cursor), BigInteger()))
 
 
 def page(rows: Sequence[R], limit: int, key: Callable[[R], int]) -> tuple[list[R], str | None]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, and_, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from devices.kinds import CHECK_IN_S, DeviceKind
@@ -145,7 +145,8 @@ def device_health(
         .limit(limit)
     )
     if below_id is not None:
-        query = query.where(Device.id < below_id)
+        # BIGINT: a cursor past devices.id's INTEGER range finds nothing, no error
+        query = query.where(Device.id < literal(below_id, BigInteger()))
     if contract is not None:
         query = query.where(Contract.number == contract)
     if state is HealthState.OFFLINE:
