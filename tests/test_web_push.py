@@ -25,13 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gateway.api.routes.push import check_endpoint
-from gateway.commands.results import alert_home
-from gateway.db.intercom_models import Call
-from gateway.db.models import utcnow
 from gateway.errors import Invalid
-from gateway.notices import Notice
 from gateway.outbox.transports import Push
-from gateway.security.alerts import AlertWriter
 from gateway.settings import Settings
 from tests.conftest import Gateway
 from tests.security_support import secure
@@ -269,9 +264,18 @@ def test_a_call_is_pushed_while_it_rings_and_410_unsubscribes(
 
     wait_until(lambda: gone_id not in listed(), 10)
     assert len(listed()) == 1
-    # Once the call is over, what is still queued for it is not sent at all.
-    assert gw.http.post(f"{API}/calls/{call}/decline", headers=flat12).status_code == 200
+    # Declining ends the ring where it was sent: a quiet push with the call's topic
+    # replaces it (the gone browser is unsubscribed by now; one subscribed after the
+    # ring never showed it and gets no end either).
     (sub,) = gw.http.get(f"{API}/push/subscriptions", headers=flat12).json()
+    subscribe(gw, flat12, push_service.browser("after"))
+    assert gw.http.post(f"{API}/calls/{call}/decline", headers=flat12).status_code == 200
+    got_end = push_service.next()
+    assert got_end.path == "/push/phone"
+    end = opened(gw, flat12, push_service, phone, got_end)
+    assert (end["kind"], end["title"]) == ("call_end", "Вызов домофона отклонён")
+    assert got_end.headers["topic"] == f"call-{call}"
+    # Once the call is over, what is still queued for its ring is not sent at all.
     late = {
         "subscription": sub["id"],
         "message": message,
@@ -282,19 +286,15 @@ def test_a_call_is_pushed_while_it_rings_and_410_unsubscribes(
     }
     asyncio.run(Push(gw.settings, gw.ctx.db)("late", late))
     with pytest.raises(queue.Empty):
-        push_service.next(timeout=1)
-    # The call's end replaces its ringing notification where the ring was sent
-    # (the hook the call's paths call; the gone browser is unsubscribed by now,
-    # one subscribed after the ring never showed it and gets no end either).
-    subscribe(gw, flat12, push_service.browser("after"))
-    with gw.ctx.db.transaction() as session:
-        home = alert_home(session, session.get_one(Call, call).home_id)
-        AlertWriter(session, home, Notice(), utcnow(), frozenset()).call_over(
-            call, "declined", utcnow()
-        )
-    got_end = push_service.next()
-    end = opened(gw, flat12, push_service, phone, got_end)
-    assert (end["kind"], end["title"]) == ("call_end", "Вызов домофона отклонён")
-    assert got_end.headers["topic"] == f"call-{call}"
-    with pytest.raises(queue.Empty):
         push_service.next(timeout=2)
+    # Answering ends the ring on every phone it rang, the answering one's included.
+    ring(gw, site["panel"], {"event": "call", "call_id": "p2", "apartment": "12"})
+    rings = {r.path: r for r in (push_service.next(), push_service.next())}
+    assert set(rings) == {"/push/phone", "/push/after"}
+    second = opened(gw, flat12, push_service, phone, rings["/push/phone"])["call"]
+    assert gw.http.post(f"{API}/calls/{second}/answer", headers=flat12).status_code == 200
+    ends = {r.path: r for r in (push_service.next(), push_service.next())}
+    assert set(ends) == {"/push/phone", "/push/after"}
+    answered = opened(gw, flat12, push_service, phone, ends["/push/phone"])
+    assert (answered["kind"], answered["title"]) == ("call_end", "Вызов домофона принят")
+    assert ends["/push/phone"].headers["topic"] == f"call-{second}"

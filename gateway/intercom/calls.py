@@ -174,6 +174,7 @@ def _ended_by_panel(
             _finish(call, CallState.ENDED, PANEL, at)
         elif outcome == "declined":
             _finish(call, CallState.DECLINED, PANEL, at)
+            _ring_over(session, call, changes, at)
         else:
             _finish(call, CallState.MISSED, PANEL, at)
             _missed_alert(session, call, changes, transports, at)
@@ -186,6 +187,14 @@ def _finish(call: Call, state: str, by: str, at: datetime) -> None:
     call.state = state
     call.ended_at = at
     call.ended_by = by
+
+
+def _ring_over(session: Session, call: Call, changes: Notice, now: datetime) -> None:
+    """The call stopped ringing (answered or declined): its ringing push is
+    replaced where it was sent. A missed call needs none: its alert's push
+    replaces the ring."""
+    view = alert_home(session, call.home_id)
+    AlertWriter(session, view, changes, now, frozenset()).call_over(call.id, call.state, now)
 
 
 def _missed_alert(
@@ -224,9 +233,11 @@ def answer(
             raise Conflict(f"call {call.id} was answered by someone else (отвечено)")
         raise Conflict(f"call {call.id} is {call.state}")
     session.refresh(call)
-    return history(session, call, call.state, now).merge(
+    changes = history(session, call, call.state, now).merge(
         Notice(calls=[(call.id, call.contract_id)])
     )
+    _ring_over(session, call, changes, now)
+    return changes
 
 
 def decline(session: Session, call: Call, now: datetime) -> Notice:
@@ -249,7 +260,10 @@ def _member_ends(session: Session, call: Call, from_: str, to: str, now: datetim
     session.refresh(call)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"call {call.id} is {call.state}, not {from_}")
-    return history(session, call, to, now).merge(Notice(calls=[(call.id, call.contract_id)]))
+    changes = history(session, call, to, now).merge(Notice(calls=[(call.id, call.contract_id)]))
+    if from_ == CallState.RINGING:
+        _ring_over(session, call, changes, now)
+    return changes
 
 
 def miss_due(
