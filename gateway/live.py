@@ -18,7 +18,7 @@ import queue
 import secrets
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -220,6 +220,7 @@ class EventHub:
         self._subscriber = subscriber_for(db, root, self._client)
         self._host, self._port = host, port
         self._loader = threading.Thread(target=self._load_loop, name="live-hub", daemon=True)
+        self._access_watchers: list[Callable[[list[tuple[str, int]]], None]] = []
 
     def start(self) -> None:
         self._subscriber.start(self._notices.put)
@@ -251,6 +252,11 @@ class EventHub:
             if not subs:
                 self._subs.pop(sub.contract_id, None)
 
+    def on_access_ended(self, watcher: Callable[[list[tuple[str, int]]], None]) -> None:
+        """Call ``watcher`` (on the hub's thread) with the logins of every
+        notice's ``access_ended``, this process's own included."""
+        self._access_watchers.append(watcher)
+
     def _load_loop(self) -> None:
         while (notice := self._notices.get()) is not None:
             try:
@@ -259,6 +265,9 @@ class EventHub:
                 log.exception("live hub: could not load what a notice announced")
 
     def _deliver(self, notice: Notice) -> None:
+        if notice.access_ended:
+            for watcher in self._access_watchers:
+                watcher(notice.access_ended)
         events, alerts, cases = notice.events, notice.alerts, notice.cases
         calls = notice.calls
         with self._lock:

@@ -60,8 +60,8 @@ NEEDS: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/cameras/{device_id}/recording.mp4"): FULL,  # bearer or signed URL: contract-wide
     ("GET", "/cameras/{device_id}/snapshot.jpg"): FULL,
     ("GET", "/exports/{job}/file"): FULL,
-    ("OPTIONS", "/cameras/{device_id}/whep"): FULL,  # live view checks only the contract
-    ("POST", "/cameras/{device_id}/whep"): FULL,
+    ("OPTIONS", "/cameras/{device_id}/whep"): {"cameras"},
+    ("POST", "/cameras/{device_id}/whep"): {"cameras"},
     ("DELETE", "/cameras/{device_id}/whep/{session_id}"): {"cameras"},
     ("GET", "/calls/{call_id}"): {"intercom"},
     ("GET", "/calls/{call_id}/clip.mp4"): {"intercom"},

@@ -40,6 +40,7 @@ from gateway.api.routes import (
 )
 from gateway.context import AppContext
 from gateway.errors import MoydomError
+from gateway.notices import Notice
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,22 @@ log = logging.getLogger(__name__)
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def _open_streams(ctx: AppContext) -> OpenStreams:
+    """The app's registry of open streams and live sessions, joined through
+    the hub to every other API process's: an access ended in one ends in all."""
+    hub = ctx.hub
+    if hub is None:
+        return OpenStreams()
+    streams = OpenStreams(announce=lambda key: hub.announce(Notice(access_ended=[key])))
+
+    def ended(keys: list[tuple[str, int]]) -> None:
+        for kind, row in keys:
+            streams.end_here((kind, row))
+
+    hub.on_access_ended(ended)
+    return streams
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -57,7 +74,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         max_body_size=ctx.settings.http_max_body_bytes,  # 413 before a larger body is read
     )
     app.state.ctx = ctx
-    app.state.streams = OpenStreams()
+    app.state.streams = _open_streams(ctx)
     api = APIRouter(prefix="/api/v1")
     for module in (
         health,

@@ -1,65 +1,75 @@
-"""Closing a login's open WebSockets the moment its access ends.
+"""Closing a login's open WebSockets and live sessions the moment its access ends.
 
-Every stream re-checks its token every ``stream_recheck_s``; that is the
-backstop, and the only way across API processes. Within this process the
-:class:`StreamGuard` middleware keeps every subscriber WebSocket under the
+The :class:`StreamGuard` middleware keeps every subscriber WebSocket under the
 keys its token names (its contract; the owner's or the member's login), and
-:meth:`OpenStreams.end` closes those at once with 4401: a removed member, a
-changed or reset password, a suspended contract. The middleware makes the
-app's next ``receive`` a disconnect, so the stream's own loop ends as if the
-client left, and drops whatever the app sends after."""
+:func:`follow_access` every live (WebRTC) session likewise; :meth:`OpenStreams.end`
+closes those at once — WebSockets with 4401 — for a removed member, a changed
+or reset password, a suspended or terminated contract, and announces it
+(``Notice.access_ended``) so every other API process does the same on hearing
+it. The re-check of every token each ``stream_recheck_s`` stays the backstop
+for a notice that is lost. The middleware makes the app's next ``receive`` a
+disconnect, so the stream's own loop ends as if the client left, and drops
+whatever the app sends after."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.tokens import MEMBER, OWNER, Principal, TokenError, decode
+from recorder.live_rtc import LiveSessions
 
 WS_UNAUTHORIZED = 4401
 _BEARER = "bearer."
 
+AccessKey = tuple[str, int]
+"""Whose access: ``("contract", id)``, ``("owner", contract id)``, ``("member", id)``."""
+Entry = tuple[asyncio.AbstractEventLoop, asyncio.Event]
 
-def contract_key(contract_id: int) -> Hashable:
+
+def contract_key(contract_id: int) -> AccessKey:
     return ("contract", contract_id)
 
 
-def login_key(principal: Principal) -> Hashable:
+def login_key(principal: Principal) -> AccessKey:
     """The owner's login, or one member's."""
     if principal.member_id is not None:
         return ("member", principal.member_id)
     return ("owner", principal.contract_id)
 
 
-def member_key(member_id: int) -> Hashable:
+def member_key(member_id: int) -> AccessKey:
     return ("member", member_id)
 
 
-def owner_key(contract_id: int) -> Hashable:
+def owner_key(contract_id: int) -> AccessKey:
     return ("owner", contract_id)
 
 
+def access_keys(principal: Principal) -> list[AccessKey]:
+    """The keys whose end ends this subscriber's streams: its contract's and its login's."""
+    return [contract_key(principal.contract_id), login_key(principal)]
+
+
 class OpenStreams:
-    """The open subscriber WebSockets of this process, by key; thread-safe
-    (routes run in worker threads, streams in the event loop)."""
+    """The open subscriber WebSockets and live sessions of this process, by
+    key; thread-safe (routes run in worker threads, streams in the event loop).
+    ``announce`` tells the other API processes that a key's access ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[AccessKey], None] | None = None) -> None:
         self._lock = threading.Lock()
-        self._open: dict[Hashable, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._open: dict[AccessKey, set[Entry]] = {}
+        self._announce = announce
 
-    def add(
-        self, keys: list[Hashable], entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]
-    ) -> None:
+    def add(self, keys: list[AccessKey], entry: Entry) -> None:
         with self._lock:
             for key in keys:
                 self._open.setdefault(key, set()).add(entry)
 
-    def discard(
-        self, keys: list[Hashable], entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]
-    ) -> None:
+    def discard(self, keys: list[AccessKey], entry: Entry) -> None:
         with self._lock:
             for key in keys:
                 entries = self._open.get(key)
@@ -68,8 +78,16 @@ class OpenStreams:
                     if not entries:
                         del self._open[key]
 
-    def end(self, key: Hashable) -> int:
-        """Close every stream under ``key``; how many there were."""
+    def end(self, key: AccessKey) -> int:
+        """Close every stream and live session under ``key`` here, and have the
+        other API processes close theirs; how many there were here."""
+        ended = self.end_here(key)
+        if self._announce is not None:
+            self._announce(key)
+        return ended
+
+    def end_here(self, key: AccessKey) -> int:
+        """Close this process's streams and live sessions under ``key``."""
         with self._lock:
             entries = list(self._open.get(key, ()))
         for loop, event in entries:
@@ -107,7 +125,7 @@ class StreamGuard:
             return
         ended = asyncio.Event()
         entry = (asyncio.get_running_loop(), ended)
-        keys = [contract_key(principal.contract_id), login_key(principal)]
+        keys = access_keys(principal)
         closed = False
 
         async def guarded_receive() -> Message:
@@ -142,3 +160,19 @@ class StreamGuard:
             await self.app(scope, guarded_receive, guarded_send)
         finally:
             self.streams.discard(keys, entry)
+
+
+async def follow_access(
+    streams: OpenStreams, principal: Principal, sessions: LiveSessions, session_id: str
+) -> None:
+    """Run for a live session's life (``LiveSessions.follow``): it ends the
+    moment its viewer's access does, like the viewer's WebSockets."""
+    ended = asyncio.Event()
+    entry = (asyncio.get_running_loop(), ended)
+    keys = access_keys(principal)
+    streams.add(keys, entry)
+    try:
+        await ended.wait()
+        await sessions.terminate(session_id, "access ended")
+    finally:
+        streams.discard(keys, entry)

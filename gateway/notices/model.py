@@ -36,10 +36,20 @@ class Notice(BaseModel):
     """(command id, contract id): gate and door commands created or settled
     (their history events, in ``events``, are what streams show); the
     command sweep wakes on them to schedule deadlines."""
+    access_ended: list[tuple[str, int]] = Field(default_factory=list)
+    """Logins whose access just ended (``("contract", id)``, ``("owner", id)``,
+    ``("member", id)``): every API process closes their streams and live
+    sessions at once, not at its next re-check."""
 
     def __bool__(self) -> bool:
         return bool(
-            self.events or self.alerts or self.cases or self.outbox or self.calls or self.commands
+            self.events
+            or self.alerts
+            or self.cases
+            or self.outbox
+            or self.calls
+            or self.commands
+            or self.access_ended
         )
 
     def merge(self, other: Notice) -> Notice:
@@ -50,6 +60,7 @@ class Notice(BaseModel):
         self.outbox = self.outbox or other.outbox
         self.calls += other.calls
         self.commands += other.commands
+        self.access_ended += other.access_ended
         return self
 
     def encode(self) -> bytes:
@@ -73,6 +84,7 @@ class Notice(BaseModel):
         ids += [("alerts", i) for i in self.alerts] + [("cases", i) for i in self.cases]
         ids += [("calls", i) for i in self.calls]
         ids += [("commands", i) for i in self.commands]
+        ids += [("access_ended", i) for i in self.access_ended]
         if len(ids) <= 1:
             raise ValueError("one id does not fit a notice")
         half = len(ids) // 2
@@ -86,5 +98,6 @@ def _of(ids: list[tuple[str, Any]], outbox: bool = False) -> Notice:
         cases=[i for kind, i in ids if kind == "cases"],
         calls=[i for kind, i in ids if kind == "calls"],
         commands=[i for kind, i in ids if kind == "commands"],
+        access_ended=[i for kind, i in ids if kind == "access_ended"],
         outbox=outbox,
     )

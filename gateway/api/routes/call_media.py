@@ -17,9 +17,11 @@ from gateway.api.deps import (
     CtxDep,
     CurrentPrincipal,
     RowId,
+    StreamsDep,
     check_member,
     subscriber_from_token,
 )
+from gateway.api.revocation import follow_access
 from gateway.api.routes.live import (
     ANSWER,
     OFFER_BODY,
@@ -113,7 +115,9 @@ def call_whep_options(caller: CallMediaCallerDep, ctx: CtxDep) -> Response:
     openapi_extra=OFFER_BODY,
     responses=ANSWER,
 )
-async def call_whep_offer(request: Request, caller: CallMediaCallerDep, ctx: CtxDep) -> Response:
+async def call_whep_offer(
+    request: Request, caller: CallMediaCallerDep, ctx: CtxDep, streams: StreamsDep
+) -> Response:
     """See and hear the visitor (and, once you answered, speak): 409 when the call is over or
     another member answered it, 503 when the panel does not stream."""
     offer = await read_offer(request)
@@ -152,6 +156,10 @@ async def call_whep_offer(request: Request, caller: CallMediaCallerDep, ctx: Ctx
             hub=ctx.hub,
             recheck_s=ctx.settings.stream_recheck_s,
         ),
+    )
+    sessions.follow(
+        answer.session_id,
+        follow_access(streams, caller.principal, sessions, answer.session_id),
     )
     return answered(request, answer, servers)
 

@@ -5,7 +5,7 @@ URL to leave. ``OPTIONS`` on the endpoint tells the client which STUN/TURN serve
 Every step is owned: the camera must be the caller's (another contract's is a plain 404), only
 the viewer who opened a session can end it, and the session closes by itself when the token
 expires, the contract is suspended or the camera is removed (re-checked every
-``stream_recheck_s``).
+``stream_recheck_s``) — and at once when the viewer's access ends (gateway.api.revocation).
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from gateway.api.deps import (
     BearerDep,
     CtxDep,
     CurrentPrincipal,
+    StreamsDep,
     camera_of,
-    principal_from_token,
+    check_member,
+    subscriber_from_token,
 )
+from gateway.api.revocation import follow_access
 from gateway.api.schemas import DeviceIdPath, errors
 from gateway.context import AppContext
 from gateway.errors import (
@@ -39,6 +42,7 @@ from gateway.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from gateway.people.permissions import Permission
 from gateway.settings import Settings
 from gateway.tokens import Principal
 from recorder.backchannel import Talk
@@ -63,11 +67,13 @@ class LiveCaller:
 
 
 def check_caller(ctx: AppContext, token: str, device_id: str) -> LiveCaller:
-    """The token's subscriber and their own camera, or 401/404 (another contract's camera, or
-    any device that is not a camera, is a plain 404). A short session of its own: no database
-    connection is held while an offer waits for its camera, and the re-check reuses it."""
+    """The token's subscriber and their own camera, or 401/403/404 (another contract's camera,
+    or any device that is not a camera, is a plain 404; a member without the camera's home's
+    ``cameras`` permission, 403). A short session of its own: no database connection is held
+    while an offer waits for its camera, and the re-check reuses it."""
     with ctx.db.session() as session:
-        principal = principal_from_token(ctx, session, token)
+        principal = subscriber_from_token(ctx, session, token)
+        check_member(session, principal, Permission.CAMERAS, {"device_id": device_id})
         device = camera_of(ctx, session, principal.contract_id, device_id)
         if not device.rtsp_url:
             raise NotFound(f"no camera {device_id}")
@@ -222,7 +228,9 @@ def whep_options(caller: LiveCallerDep, ctx: CtxDep) -> Response:
     openapi_extra=OFFER_BODY,
     responses=ANSWER,
 )
-async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Response:
+async def whep_offer(
+    request: Request, caller: LiveCallerDep, ctx: CtxDep, streams: StreamsDep
+) -> Response:
     """Start watching the camera: 400 for an offer without H.264 video, 409 for a camera whose
     codec cannot pass without transcoding, 503 when the camera does not stream."""
     offer = await read_offer(request)
@@ -243,6 +251,10 @@ async def whep_offer(request: Request, caller: LiveCallerDep, ctx: CtxDep) -> Re
         owner=viewer_of(caller.principal, caller.token),
         ice_servers=servers,
         still_allowed=still_allowed,
+    )
+    live_of(ctx).follow(
+        answer.session_id,
+        follow_access(streams, caller.principal, live_of(ctx), answer.session_id),
     )
     return answered(request, answer, servers)
 
