@@ -128,6 +128,28 @@ def visible_homes(session: Session, principal: Principal) -> set[int] | None:
     return {home for home, granted in held(session, principal.member_id).items() if granted}
 
 
+def streamed_homes(session: Session, principal: Principal) -> tuple[set[str], set[str]] | None:
+    """What of the contract's live stream the caller is shown: None for the
+    owner (all of it); for a member, the homes (public ids) whose events and
+    alerts they see — those they hold a permission in, as in the histories —
+    and those whose intercom calls ring them (``intercom`` held there)."""
+    if principal.member_id is None:
+        return None
+    grants = held(session, principal.member_id)
+    uids = {
+        home: uid
+        for home, uid in session.execute(select(Home.id, Home.uid).where(Home.id.in_(grants)))
+    }
+    seen: set[str] = set()
+    rung: set[str] = set()
+    for home, granted in grants.items():
+        if granted and home in uids:
+            seen.add(uids[home])
+            if Permission.INTERCOM.value in granted:
+                rung.add(uids[home])
+    return seen, rung
+
+
 def principal_from_token(ctx: AppContext, session: Session, token: str) -> Principal:
     """A subscriber token for code that checks only the contract (streams, live
     view, signed media): a member is let through only if they may do everything."""

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from gateway.api.call_schemas import call_message
-from gateway.api.deps import principal_from_token
+from gateway.api.deps import streamed_homes, subscriber_from_token
 from gateway.context import AppContext
 from gateway.errors import MoydomError
 from gateway.intercom.views import CallView
@@ -58,13 +58,32 @@ async def accept_stream(websocket: WebSocket) -> str | None:
 
 
 def subscriber_of(ctx: AppContext, token: str | None) -> Principal | None:
+    """The token's owner or member, or None."""
     if not token:
         return None
     with ctx.db.session() as session:
         try:
-            return principal_from_token(ctx, session, token)
+            return subscriber_from_token(ctx, session, token)
         except MoydomError:
             return None
+
+
+def shown_to(ctx: AppContext, principal: Principal) -> Callable[[Live], bool]:
+    """Which of the contract's items this subscriber's stream sends: all for
+    the owner; for a member, events and alerts of the homes they hold a
+    permission in, and calls of the homes where they may answer (intercom).
+    Read once: a member whose permissions change has their streams closed
+    (gateway.api.revocation) and reconnects under the new ones."""
+    with ctx.db.session() as session:
+        homes = streamed_homes(session, principal)
+    if homes is None:
+        return lambda _item: True
+    seen, rung = homes
+
+    def shows(item: Live) -> bool:
+        return getattr(item, "home", None) in (rung if isinstance(item, CallView) else seen)
+
+    return shows
 
 
 @dataclass
@@ -123,6 +142,7 @@ class _Stream:
 
     websocket: WebSocket
     render: Callable[[Live], dict[str, Any] | None]
+    shows: Callable[[Live], bool]
     position: Position
     replayed: set[tuple[str, int]]
 
@@ -131,6 +151,7 @@ class _Stream:
         cls,
         websocket: WebSocket,
         render: Callable[[Live], dict[str, Any] | None],
+        shows: Callable[[Live], bool],
         replay: Replay,
         requested: Position | None,
     ) -> _Stream | None:
@@ -140,7 +161,7 @@ class _Stream:
         except TooFarBehind:
             await websocket.close(WS_FELL_BEHIND, "missed too much; resync over REST")
             return None
-        stream = cls(websocket, render, position, {key_of(item) for item in items})
+        stream = cls(websocket, render, shows, position, {key_of(item) for item in items})
         for item in items:
             await stream.send(item)
         if "after" in websocket.query_params:
@@ -148,6 +169,8 @@ class _Stream:
         return stream
 
     async def send(self, item: Live) -> None:
+        if not self.shows(item):
+            return
         rendered = call_message(item) if isinstance(item, CallView) else self.render(item)
         if rendered is not None:
             self.position.advance(*key_of(item))
@@ -163,6 +186,7 @@ async def pump(
     render: Callable[[Live], dict[str, Any] | None],
     kinds: tuple[str, ...],
     replay: Replay,
+    shows: Callable[[Live], bool] = lambda _item: True,
 ) -> None:
     """Forward the hub's items for ``topic`` (a contract id, or 0 for dispatch)
     until the client leaves or its credentials stop being good.
@@ -181,7 +205,7 @@ async def pump(
     receiver = asyncio.create_task(websocket.receive_text())
     next_check = time.monotonic() + ctx.settings.stream_recheck_s
     try:
-        stream = await _Stream.start(websocket, render, replay, requested)
+        stream = await _Stream.start(websocket, render, shows, replay, requested)
         if stream is None:
             return
         while True:

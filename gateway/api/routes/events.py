@@ -18,6 +18,7 @@ from gateway.api.streaming import (
     Replay,
     accept_stream,
     pump,
+    shown_to,
     subscriber_of,
 )
 from gateway.context import AppContext
@@ -114,6 +115,8 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
     Authenticate with ``Authorization: Bearer …`` or, from a browser, by offering
     the subprotocols ``moydom`` and ``bearer.<token>``; a token in the URL is
     ignored. A foreign ``Origin`` is refused (403) before this runs.
+    A family member is sent the events and alerts of the homes they hold a
+    permission in, and the calls of those where they hold «intercom».
     Close codes: 4401 token missing, invalid, expired or contract suspended
     (checked again every ``stream_recheck_s``, 30 s by default); 4408 the
     client fell too far behind — fetch ``GET /events`` and reconnect.
@@ -140,4 +143,5 @@ async def stream(websocket: WebSocket, ctx: CtxDep) -> None:
         render=_render,
         kinds=KINDS,
         replay=_replay(ctx, principal.contract_id),
+        shows=await asyncio.to_thread(shown_to, ctx, principal),
     )

@@ -91,8 +91,11 @@ function add(entries, { top = false } = {}) {
 
 async function next() {
   more.disabled = true;
+  const asked = current.feed;
   try {
-    add(await current.feed.more());
+    const entries = await asked.more();
+    if (asked !== current.feed) return; // another home or filter was chosen meanwhile
+    add(entries);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     say(error.status === 403 ? "Эта история вам недоступна: попросите владельца договора о правах" : error.message, "error");

@@ -14,8 +14,22 @@ const sections = el("div", { class: "stack", id: "home" });
 page.main.append(sections);
 
 let stops = [];
+let drawing = 0;
 
 async function draw() {
+  // A home picked while the first draw still waits for /devices starts a second draw: only the
+  // newest one may lay out the page (two would both append their cards).
+  const mine = ++drawing;
+  let devices = [];
+  let failed = null;
+  if (page.home) {
+    try {
+      devices = (await api("/devices")).filter((d) => d.home === page.home.id);
+    } catch (error) {
+      failed = error;
+    }
+  }
+  if (mine !== drawing) return;
   stops.forEach((stop) => stop());
   stops = [];
   sections.replaceChildren();
@@ -23,11 +37,8 @@ async function draw() {
     sections.append(el("p", { class: "card" }, "Нет доступных домов. Обратитесь к владельцу договора."));
     return;
   }
-  let devices;
-  try {
-    devices = (await api("/devices")).filter((d) => d.home === page.home.id);
-  } catch (error) {
-    say(error.message, "error");
+  if (failed) {
+    say(failed.message, "error");
     return;
   }
   const context = { home: page.home, zone: page.zone, devices };

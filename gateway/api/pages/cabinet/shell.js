@@ -10,9 +10,6 @@
 //   // page.main — the page's <main> (the one in the HTML if there is one, else a new one);
 //   //             #status (role=status, for ui.js `say`) is kept as its first child
 //
-//   page.live — whether the page has the stream: the API refuses it (4401, which would log the
-//             page out) to a member without every permission in every home, so for them the
-//             shell opens none and their pages work without live updates;
 //   page.restream(fn) — await fn() with the page's stream closed, then reopen it with the token
 //             stored by then: for a request that ends this login's other sessions and answers a
 //             new token (POST /me/password), whose end of the old stream would log the page out.
@@ -100,15 +97,6 @@ function offlineBanner() {
   return banner;
 }
 
-const EVERY_PERMISSION = ["arm", "cameras", "gates", "intercom"];
-
-/** The owner, or a member holding every permission in every home they see. */
-function mayStream(me) {
-  if (!me.permissions) return true;
-  return me.homes.length > 0 && me.homes.every((home) =>
-    EVERY_PERMISSION.every((p) => (me.permissions[home.id] || []).includes(p)));
-}
-
 function extras() {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
@@ -139,14 +127,15 @@ export async function startPage({ title, active } = {}) {
     (message) => window.dispatchEvent(new CustomEvent("moydom:message", { detail: message })),
     (state) => window.dispatchEvent(new CustomEvent("moydom:online", { detail: state === "online" })),
   );
-  page.live = mayStream(me);
-  let close = page.live ? connect() : () => {};
+  // Every login has the stream; a member's carries the homes they hold a permission in,
+  // and rings only where they hold «intercom».
+  let close = connect();
   page.restream = async (fn) => {
     close();
     try {
       return await fn();
     } finally {
-      if (page.live) close = connect();
+      close = connect();
     }
   };
   extras();
