@@ -266,6 +266,7 @@ def run_demo(settings: Settings) -> None:
             f"  alarm codes   {DEMO_CODE} (duress {DEMO_DURESS}); exit delay 10 s, entry 15 s",
             f"  API           {base}/api/v1   (OpenAPI: {base}/docs)",
             f"  admin token   {ctx.secrets.admin_token}",
+            f"  operator      {base}/operator/   log in with the admin token",
             f"  broker        {settings.mqtt_url} ({len(specs)} simulated devices)",
             f"  test camera   {camera_banner(camera, problem)}",
             f"  live view     {base}/live   (log in as the subscriber; WebRTC, see docs/live.md)",
