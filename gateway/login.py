@@ -218,7 +218,7 @@ def authenticate(
             contract, member = found
             password_hash = (member or contract).password_hash
             principal = principal_of(contract, member)
-            active = contract.active
+            active, ended = contract.active, contract.terminated_at is not None
     if found is None:
         burn_verify(password)
         record_failure(db, number, address, "unknown_contract", now)
@@ -226,6 +226,9 @@ def authenticate(
     if not verify_password(password_hash, password):
         record_failure(db, number, address, "bad_password", now)
         raise InvalidCredentials("wrong contract number or password")
+    if ended:
+        record_failure(db, number, address, "terminated", now)
+        raise Forbidden("contract has ended")
     if not active:
         record_failure(db, number, address, "suspended", now)
         raise Forbidden("contract is suspended")

@@ -35,6 +35,7 @@ from gateway.db.models import (
 )
 from gateway.db.people_models import AuditEntry
 from gateway.db.purge import MediaDirs, purge_due
+from gateway.db.security_models import AlarmPanel
 from tests.conftest import Gateway
 from tests.support import device_connect, free_port
 from tests.test_events import send
@@ -349,6 +350,10 @@ def test_termination_ends_access_at_once(two: tuple[Gateway, Site, Site]) -> Non
     connected = device_connect(gw.mqtt_port, a.devices["motion"])
     assert connected.connected.is_set()
     assert gw.http.get(f"{API}/guest/{a.guest_token}").status_code == 200
+    # An entry delay running in both homes' panels (as the alarms role's timer finds them).
+    due = datetime.now(UTC) + timedelta(minutes=1)
+    with gw.ctx.db.transaction() as s:
+        s.execute(update(AlarmPanel).values(next_deadline=due))
     with gw.http.websocket_connect(
         f"{API}/stream?after=now", subprotocols=["moydom", f"bearer.{token}"]
     ) as ws:
@@ -366,6 +371,8 @@ def test_termination_ends_access_at_once(two: tuple[Gateway, Site, Site]) -> Non
     for who in (a.number, "+79131007711"):
         r = gw.http.post(f"{API}/auth/login", json={"contract": who, "password": PW})
         assert r.status_code in (401, 403), (who, r.text)
+        if r.status_code == 403:  # the right password: told the contract ended, not "suspended"
+            assert r.json()["detail"] == "contract has ended", r.text
     assert gw.http.get(f"{API}/me", headers=a.owner).status_code == 401
     assert gw.http.get(f"{API}/events", headers=a.member).status_code == 401
     # The broker: the open connection dropped, the credentials refused.
@@ -378,6 +385,15 @@ def test_termination_ends_access_at_once(two: tuple[Gateway, Site, Site]) -> Non
         peer.close()
     # The guest pass.
     assert gw.http.get(f"{API}/guest/{a.guest_token}").status_code == 404
+    # The security service: the ended contract's panels are off it, the other's still timed.
+    with gw.ctx.db.session() as s:
+        panels = s.execute(
+            select(AlarmPanel.contract_id, AlarmPanel.monitored, AlarmPanel.next_deadline)
+        )
+        states = {
+            contract: (monitored, deadline is not None) for contract, monitored, deadline in panels
+        }
+    assert states == {a.contract_id: (False, False), b.contract_id: (True, True)}
     gate_open = f"{API}/guest/{a.guest_token}/devices/{a.devices['gate']['id']}/open"
     assert gw.http.post(gate_open).status_code == 404
     # Nothing brings it back or adds to it.

@@ -1,8 +1,10 @@
 """A contract's end, as the billing system orders it: at once, its devices'
 broker accounts are deleted (Mosquitto drops their connections), its logins
 stop working (tokens are checked against the contract's status on every
-request; the caller closes the open streams) and its guest passes are
-revoked; its data stays, unreachable, until ``purge_after``, when
+request; the caller closes the open streams), its guest passes are
+revoked and its alarm panels leave the security service (no longer
+monitored, no pending timer: an entry delay running at the end sends no
+team to a flat whose contract has ended); its data stays, unreachable, until ``purge_after``, when
 :mod:`gateway.people.purge` deletes it.
 
 The broker goes first, as in ``gateway.provisioning``: a crash or a broker
@@ -18,6 +20,7 @@ from sqlalchemy import select, update
 from gateway import audit
 from gateway.db.models import Contract, ContractStatus
 from gateway.db.people_models import GuestPass
+from gateway.db.security_models import AlarmPanel
 from gateway.errors import NotFound
 from gateway.provisioning import Provisioner
 
@@ -42,6 +45,11 @@ def terminate(
             update(GuestPass)
             .where(GuestPass.contract_id == contract.id, GuestPass.revoked_at.is_(None))
             .values(revoked_at=now)
+        )
+        session.execute(
+            update(AlarmPanel)
+            .where(AlarmPanel.contract_id == contract.id)
+            .values(monitored=False, next_deadline=None, updated_at=now)
         )
         contract.status = ContractStatus.TERMINATED
         contract.status_changed_at = now
