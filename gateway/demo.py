@@ -51,15 +51,16 @@ DEMO_CONTRACT = "100200300"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the documented demo login
 DEMO_ADDRESS = "Новосибирск, ул. Ленина, д. 1, кв. 12"
 DEMO_DEVICES: tuple[tuple[DeviceKind, str], ...] = (
-    (DeviceKind.MOTION, "hall-motion"),
-    (DeviceKind.LEAK, "bathroom-leak"),
-    (DeviceKind.CONTACT, "front-door"),
-    (DeviceKind.KEYPAD, "keypad"),
-    (DeviceKind.SIREN, "siren"),
-    (DeviceKind.GATE, "yard-gate"),
-    (DeviceKind.INTERCOM, "entrance-intercom"),
-    (DeviceKind.CAMERA, "test-camera"),
+    (DeviceKind.MOTION, "Прихожая"),
+    (DeviceKind.LEAK, "Ванная"),
+    (DeviceKind.CONTACT, "Входная дверь"),
+    (DeviceKind.KEYPAD, "Клавиатура"),
+    (DeviceKind.SIREN, "Сирена"),
+    (DeviceKind.GATE, "Ворота во двор"),
+    (DeviceKind.INTERCOM, "Домофон подъезда"),
+    (DeviceKind.CAMERA, "Камера в прихожей"),
 )
+"""The simulated home's devices, named as a subscriber would name them."""
 CAMERA_PORT_ENV = "MOYDOM_DEMO_RTSP_PORT"
 DEMO_CODE, DEMO_DURESS = "1234", "9999"
 DEMO_DISPATCHER, DEMO_DISPATCHER_PASSWORD = "dispatcher", "demo-dispatcher"
@@ -88,6 +89,8 @@ def provision_demo_home(ctx: AppContext) -> list[SimSpec]:
         device.name: (device, topics) for device, topics in prov.list_devices(DEMO_CONTRACT)
     }
     specs: list[SimSpec] = []
+    for name in existing.keys() - {name for _, name in DEMO_DEVICES}:
+        prov.delete_device(DEMO_CONTRACT, existing[name][0].uid)  # an older demo's device
     for kind, name in DEMO_DEVICES:
         found = existing.get(name)
         if found is not None and found[0].uid in passwords and found[0].kind == kind:
@@ -129,7 +132,7 @@ def secure_demo_home(ctx: AppContext) -> None:
             session.add(
                 AlarmUser(
                     home_id=home.id,
-                    name="demo",
+                    name="Семья",
                     code_hash=hash_password(DEMO_CODE),
                     duress_hash=hash_password(DEMO_DURESS),
                 )
@@ -138,7 +141,7 @@ def secure_demo_home(ctx: AppContext) -> None:
             session.add(
                 Dispatcher(
                     login=DEMO_DISPATCHER,
-                    name="Demo dispatcher",
+                    name="Дежурный (демо)",
                     password_hash=hash_password(DEMO_DISPATCHER_PASSWORD),
                 )
             )

@@ -465,7 +465,7 @@ def test_a_member_logs_in_by_phone_and_sees_what_they_may_use(
     expect(page.locator("#sensors")).to_have_count(0)  # sensors belong to the alarm panel
     expect(page.get_by_label("Код охраны")).to_have_count(0)
     assert gate["id"] in page.content()
-    # Members without every permission get no stream (the API refuses it): the POST's answer.
+    # The member's stream carries this home's events: the controller's answer shows.
     controller(gw, gate)
     page.get_by_role("button", name="Открыть: Ворота").click()
     expect(page.locator(f".answer[data-device='{gate['id']}']")).to_have_text("открыто")

@@ -19,8 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from gateway.demo import camera_problem
+from tests.browser import PHONE, browser, screenshot
 from tests.rtsp import RtspServer, encode
 from tests.support import free_port, mqtt_connect
 
@@ -194,8 +196,9 @@ def test_the_demo_says_clearly_when_its_camera_does_not_answer(tmp_path: Path) -
     assert code == 0, demo.output
 
 
-def _the_banner_opens_onto_the_pages(banner: list[str], http_port: int) -> None:
-    """The first lines: the cabinet and the dispatch console, each with a login that works."""
+def _the_banner_opens_onto_the_pages(banner: list[str], http_port: int) -> list[str]:
+    """The first lines: the cabinet and the dispatch console, each with a login that works
+    (returned: the cabinet's URL, contract and password, the console's, login and password)."""
     cabinet = re.fullmatch(
         r"  cabinet +(http://\S+/app/) .* contract (\S+), password (\S+)", banner[1]
     )
@@ -211,6 +214,32 @@ def _the_banner_opens_onto_the_pages(banner: list[str], http_port: int) -> None:
     assert httpx.post(f"{api}/auth/login", json=login, timeout=5).status_code == 200
     login = {"login": desk[2], "password": desk[3]}
     assert httpx.post(f"{api}/dispatch/login", json=login, timeout=5).status_code == 200
+    return [*cabinet.groups(), *desk.groups()]
+
+
+def _a_newcomer_uses_the_pages(printed: list[str], tmp_path: Path) -> None:
+    """In Chromium, with only what the banner printed: the cabinet shows the simulated home
+    and opens its gate; the dispatch console logs in and is connected."""
+    cabinet, contract, password, console, desk, desk_password = printed
+    with browser(tmp_path / "chromium", PHONE, service_workers="block") as context:
+        page = context.new_page()
+        page.goto(cabinet)
+        expect(page).to_have_url(re.compile(r"/app/login\?next="))
+        page.get_by_label("Номер договора, телефон или e-mail").fill(contract)
+        page.get_by_label("Пароль").fill(password)
+        page.get_by_role("button", name="Войти").click()
+        expect(page.locator("#sensors")).to_contain_text("Прихожая", timeout=20_000)
+        expect(page.locator("#sensors")).to_contain_text("Входная дверь")
+        page.get_by_role("button", name="Открыть: Ворота во двор").click()
+        expect(page.locator(".answer", has_text="открыто")).to_have_count(1, timeout=20_000)
+        screenshot(page, "demo-cabinet")
+        page = context.new_page()
+        page.goto(console)
+        page.get_by_label("Логин").fill(desk)
+        page.get_by_label("Пароль").fill(desk_password)
+        page.get_by_role("button", name="Войти").click()
+        expect(page.locator("#link")).to_have_text("На связи", timeout=20_000)
+        screenshot(page, "demo-dispatch")
 
 
 @pytest.mark.slow
@@ -223,7 +252,9 @@ def test_demo_starts_serves_publishes_and_stops(tmp_path: Path, stop_signal: int
         print(f"moydom demo ready in {demo.healthy():.2f}s")
         # The camera answered its DESCRIBE: the banner shows the bare URL.
         assert f"  test camera   rtsp://127.0.0.1:{rtsp_port}/demo" in demo.banner()
-        _the_banner_opens_onto_the_pages(demo.banner(), http_port)
+        printed = _the_banner_opens_onto_the_pages(demo.banner(), http_port)
+        if stop_signal == signal.SIGINT:  # once is enough
+            _a_newcomer_uses_the_pages(printed, tmp_path)
 
         secrets = json.loads((tmp_path / "var" / "secrets.json").read_text())
         admin = {"Authorization": f"Bearer {secrets['admin_token']}"}

@@ -171,7 +171,7 @@ def test_the_demo_shows_its_test_camera_live(tmp_path: Path) -> None:
                     page.fill("input[name=contract]", "100200300")
                     page.fill("input[name=password]", "demo-password")
                     page.click("button")
-                    page.click("text=test-camera")
+                    page.click("text=Камера в прихожей")
                     page.wait_for_function(
                         "() => document.getElementById('video').videoWidth > 0", timeout=20_000
                     )
